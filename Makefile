@@ -1,0 +1,45 @@
+# The only commands a newcomer needs: make run, make test. Both install what they need and are
+# safe to run again.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP_STAMP := $(VENV)/.installed
+APT_STAMP := $(VENV)/.apt-installed
+# Debian packages the tests drive as real peers: curl (digest client), chrony (NTP server),
+# iproute2 (network namespaces for discovery tests).
+APT_PACKAGES := curl chrony iproute2
+DATA_DIR ?= .vigil-data
+
+.PHONY: setup run test lint clean
+
+setup: $(PIP_STAMP) $(APT_STAMP)
+
+$(PIP_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+$(APT_STAMP): Makefile
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	mkdir -p $(VENV) && touch $@
+
+run: setup
+	$(BIN)/vigild --board sim --data-dir $(DATA_DIR)
+
+test: setup
+	$(BIN)/pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) $(DATA_DIR) .pytest_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""`python -m vigil` runs the daemon."""
+
+from vigil.daemon import main
+
+main()

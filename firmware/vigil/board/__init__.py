@@ -1,0 +1,1 @@
+"""Hardware abstraction: one module per kind of hardware, each with a Linux and a sim driver."""

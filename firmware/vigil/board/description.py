@@ -1,0 +1,99 @@
+"""The board description (`board/<name>/board.toml`): what hardware a board has and where.
+
+Loaded strictly: an unknown key, a missing section or a wrong value is a `BoardError` that
+names the file and the key, so a typo in a board file stops the daemon with a clear message
+instead of silently running with a default.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from vigil.config.schema import ConfigError, check_ip, from_dict, setting
+
+REPO_BOARDS = Path(__file__).resolve().parents[3] / "board"
+SYSTEM_BOARDS = Path("/usr/share/vigil/board")
+DEVICE_TYPES = ("IPCamera", "IPDome", "NVR")
+
+
+class BoardError(Exception):
+    """The board description cannot be used; the message says which file and key."""
+
+
+@dataclass(frozen=True)
+class BoardInfo:
+    name: str = setting(pattern=r"[a-z0-9_-]{1,32}")
+    model: str = setting(pattern=r"[A-Za-z0-9_.-]{1,32}")
+    device_type: str = setting(choices=DEVICE_TYPES)
+    description: str = setting("", max_len=64)
+    hardware_version: str = setting("0x0", max_len=16)
+
+
+@dataclass(frozen=True)
+class BoardNetwork:
+    driver: str = setting(choices=("sim", "linux"))
+    bind: str = setting("0.0.0.0", check=check_ip)
+    interfaces: list[str] = setting(factory=lambda: ["eth0"], max_items=8)
+
+
+@dataclass(frozen=True)
+class BoardPorts:
+    http: int = setting(80, min=1, max=65535)
+    https: int = setting(443, min=1, max=65535)
+    rtsp: int = setting(554, min=1, max=65535)
+    sadp: int = setting(37020, min=1, max=65535)
+
+
+@dataclass(frozen=True)
+class BoardClock:
+    driver: str = setting(choices=("sim", "linux"))
+
+
+@dataclass(frozen=True)
+class BoardPower:
+    driver: str = setting(choices=("sim", "linux"))
+
+
+@dataclass(frozen=True)
+class BoardDescription:
+    board: BoardInfo
+    network: BoardNetwork
+    clock: BoardClock
+    power: BoardPower
+    ports: BoardPorts = setting(factory=BoardPorts)
+
+    @property
+    def is_sim(self) -> bool:
+        return self.board.name == "sim"
+
+
+def resolve_board_path(name_or_path: str) -> Path:
+    """`sim` -> the repository's (or the installed) board/sim/board.toml; a path is used as is."""
+    if "/" in name_or_path or name_or_path.endswith(".toml"):
+        return Path(name_or_path)
+    for root in (REPO_BOARDS, SYSTEM_BOARDS):
+        candidate = root / name_or_path / "board.toml"
+        if candidate.exists():
+            return candidate
+    raise BoardError(f"no board named {name_or_path!r} (looked in {REPO_BOARDS}, {SYSTEM_BOARDS})")
+
+
+def load_board(name_or_path: str) -> BoardDescription:
+    path = resolve_board_path(name_or_path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BoardError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise BoardError(f"{path}: {exc}") from None
+    missing = [s for s in ("board", "network", "clock", "power") if s not in raw]
+    if missing:
+        raise BoardError(f"{path}: missing section [{missing[0]}]")
+    try:
+        return from_dict(BoardDescription, raw)
+    except ConfigError as exc:
+        raise BoardError(f"{path}: {exc}") from None
+    except TypeError as exc:  # a required key left out of a section
+        raise BoardError(f"{path}: {exc}") from None

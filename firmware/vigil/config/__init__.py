@@ -1,0 +1,1 @@
+"""Typed configuration: the model, its validation, and its atomic persistence."""

@@ -1,0 +1,210 @@
+"""The configuration model: one frozen dataclass per section, defaults from SPEC.md.
+
+Instances are immutable; a change is a new tree built with `checked_replace` and handed to the
+ConfigStore, which validates, persists and notifies. Password verifiers are not here: they are
+secrets and live in `security.users.PasswordVault`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from vigil.config.schema import check_ip, setting
+
+# Printable text without XML/markup-breaking characters: names shown in UIs and OSD.
+DISPLAY_TEXT = r"[^<>&\"\x00-\x1f\x7f]*"
+USER_NAME = r"[A-Za-z0-9_.@-]{1,32}"
+# Hikvision's POSIX-style zone: "CST-8:00:00" is UTC+8 (the sign is inverted, as in POSIX TZ).
+TIME_ZONE = r"[A-Za-z]{3,6}[+-]?\d{1,2}(:\d{2}){0,2}"
+
+PERMISSIONS = (
+    "preview",
+    "playBack",
+    "record",
+    "ptzControl",
+    "voiceTalk",
+    "alarmOut",
+    "logOrStateCheck",
+    "parameterConfig",
+    "upgrade",
+    "restartOrShutdown",
+)
+LEVEL_PERMISSIONS = {
+    "Administrator": PERMISSIONS,
+    "Operator": ("preview", "playBack", "record", "ptzControl", "voiceTalk", "logOrStateCheck"),
+    "Viewer": ("preview", "playBack", "logOrStateCheck"),
+}
+MAX_USERS = 32  # admin + 31 (m 9.20.1)
+ADMIN_NAME = "admin"
+
+
+@dataclass(frozen=True)
+class DeviceSettings:
+    name: str = setting("Vigil Camera", max_len=32, pattern=DISPLAY_TEXT)
+    location: str = setting("", max_len=64, pattern=DISPLAY_TEXT)
+    telecontrol_id: int = setting(88, min=1, max=255)  # the "device No." of keyboards/remotes
+
+
+@dataclass(frozen=True)
+class NtpServer:
+    id: int = setting(1, min=1, max=4)
+    addressing: str = setting("hostname", choices=("hostname", "ipaddress"))
+    host: str = setting("pool.ntp.org", max_len=64, pattern=r"[A-Za-z0-9.:-]+")
+    port: int = setting(123, min=1, max=65535)
+    interval_min: int = setting(60, min=1, max=10080)
+
+    def check(self) -> None:
+        if self.addressing == "ipaddress":
+            check_ip(self.host)
+
+
+@dataclass(frozen=True)
+class TimeSettings:
+    mode: str = setting("manual", choices=("manual", "NTP"))
+    time_zone: str = setting("UTC+0:00:00", pattern=TIME_ZONE)
+    ntp_servers: list[NtpServer] = setting(factory=lambda: [NtpServer()], max_items=4)
+
+    def check(self) -> None:
+        ids = [s.id for s in self.ntp_servers]
+        if len(ids) != len(set(ids)):
+            raise ValueError("NTP server ids must be unique")
+
+
+@dataclass(frozen=True)
+class NetworkInterface:
+    id: int = setting(1, min=1, max=8)
+    dhcp: bool = True
+    ipv4_address: str = setting("", check=check_ip)
+    ipv4_mask: str = setting("", check=check_ip)
+    ipv4_gateway: str = setting("", check=check_ip)
+    dns1: str = setting("", check=check_ip)
+    dns2: str = setting("", check=check_ip)
+    mtu: int = setting(1500, min=576, max=9000)
+
+    def check(self) -> None:
+        if self.dhcp:
+            return
+        if not (self.ipv4_address and self.ipv4_mask):
+            raise ValueError("a static address needs ipv4_address and ipv4_mask")
+        net = ipaddress.IPv4Network(f"0.0.0.0/{self.ipv4_mask}", strict=False)
+        if net.prefixlen == 0:
+            raise ValueError(f"{self.ipv4_mask} is not a usable subnet mask")
+
+
+@dataclass(frozen=True)
+class PortSettings:
+    http: int = setting(80, min=1, max=65535)
+    https: int = setting(443, min=1, max=65535)
+    https_enabled: bool = True
+    rtsp: int = setting(554, min=1, max=65535)
+
+    def check(self) -> None:
+        used = [self.http, self.rtsp] + ([self.https] if self.https_enabled else [])
+        if len(used) != len(set(used)):
+            raise ValueError("the HTTP, HTTPS and RTSP ports must differ")
+
+
+def _check_filter_entry(entry: str) -> None:
+    """An address, a CIDR network, or a range `first-last` of one IP version."""
+    if "-" in entry:
+        first, last = (ipaddress.ip_address(p.strip()) for p in entry.split("-", 1))
+        if first.version != last.version or first > last:
+            raise ValueError(f"{entry!r} is not a valid address range")
+        return
+    ipaddress.ip_network(entry, strict=False)
+
+
+def _check_filter_entries(entries: list[str]) -> None:
+    for entry in entries:
+        try:
+            _check_filter_entry(entry)
+        except ValueError:
+            raise ValueError(f"{entry!r} is not an address, network or range") from None
+
+
+@dataclass(frozen=True)
+class IpFilterSettings:
+    mode: str = setting("off", choices=("off", "allow", "deny"))
+    entries: list[str] = setting(factory=list, max_items=64, check=_check_filter_entries)
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    lockout_enabled: bool = True
+    lockout_attempts: int = setting(5, min=3, max=20)
+    lockout_minutes: int = setting(30, min=1, max=120)
+    basic_auth: bool = False  # honoured only over TLS
+    digest_algorithms: list[str] = setting(
+        factory=lambda: ["SHA-256", "MD5"], max_items=2, check=lambda v: _check_algorithms(v)
+    )
+    ip_filter: IpFilterSettings = setting(factory=IpFilterSettings)
+
+
+def _check_algorithms(algorithms: list[str]) -> None:
+    if not algorithms or len(set(algorithms)) != len(algorithms):
+        raise ValueError("offer at least one digest algorithm, each once")
+    for name in algorithms:
+        if name not in ("SHA-256", "MD5"):
+            raise ValueError(f"{name!r} is not SHA-256 or MD5")
+
+
+@dataclass(frozen=True)
+class DiscoverySettings:
+    sadp_enabled: bool = True
+    multicast_enabled: bool = True  # m 7.1.2: multicast discovery can be switched off
+    mdns_enabled: bool = True
+    sadp_port: int = setting(37020, min=1, max=65535)
+
+
+def _check_permissions(permissions: list[str]) -> None:
+    for name in permissions:
+        if name not in PERMISSIONS:
+            raise ValueError(f"{name!r} is not a permission")
+
+
+@dataclass(frozen=True)
+class User:
+    id: int = setting(1, min=1, max=MAX_USERS)
+    name: str = setting(ADMIN_NAME, pattern=USER_NAME)
+    level: str = setting("Administrator", choices=tuple(LEVEL_PERMISSIONS))
+    permissions: list[str] = setting(factory=lambda: list(PERMISSIONS), check=_check_permissions)
+
+    def check(self) -> None:
+        is_admin = self.name == ADMIN_NAME
+        if is_admin != (self.level == "Administrator") or is_admin != (self.id == 1):
+            raise ValueError("only the built-in user 1 'admin' is an Administrator")
+
+    def may(self, permission: str) -> bool:
+        return self.level == "Administrator" or permission in self.permissions
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    max_records: int = setting(100_000, min=1_000, max=1_000_000)
+
+
+@dataclass(frozen=True)
+class Config:
+    device: DeviceSettings = setting(factory=DeviceSettings)
+    time: TimeSettings = setting(factory=TimeSettings)
+    network: list[NetworkInterface] = setting(factory=lambda: [NetworkInterface()], max_items=8)
+    ports: PortSettings = setting(factory=PortSettings)
+    security: SecuritySettings = setting(factory=SecuritySettings)
+    discovery: DiscoverySettings = setting(factory=DiscoverySettings)
+    users: list[User] = setting(factory=lambda: [User()], max_items=MAX_USERS)
+    log: LogSettings = setting(factory=LogSettings)
+
+    def check(self) -> None:
+        ids = [u.id for u in self.users]
+        names = [u.name for u in self.users]
+        if len(set(ids)) != len(ids) or len(set(names)) != len(names):
+            raise ValueError("user ids and names must be unique")
+        if ADMIN_NAME not in names:
+            raise ValueError("the admin user cannot be removed")
+        iface_ids = [n.id for n in self.network]
+        if len(set(iface_ids)) != len(iface_ids):
+            raise ValueError("network interface ids must be unique")
+
+    def user(self, name: str) -> User | None:
+        return next((u for u in self.users if u.name == name), None)

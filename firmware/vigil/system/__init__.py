@@ -1,0 +1,1 @@
+"""System services: identity, device log, time, network, power."""
