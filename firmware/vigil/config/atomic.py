@@ -23,7 +23,9 @@ def last_good_path(path: Path) -> Path:
     return path.with_name(path.name + ".last-good")
 
 
-def write_atomic(path: Path, data: bytes, *, mode: int = 0o644, keep_last_good: bool = False) -> None:
+def write_atomic(
+    path: Path, data: bytes, *, mode: int = 0o644, keep_last_good: bool = False
+) -> None:
     """Replace `path` with `data` atomically; optionally keep the replaced version as last-good."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)

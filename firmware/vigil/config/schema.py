@@ -31,8 +31,8 @@ def setting(
     default: Any = dataclasses.MISSING,
     *,
     factory: Callable[[], Any] | None = None,
-    min: float | None = None,  # noqa: A002 - reads naturally at the call site
-    max: float | None = None,  # noqa: A002
+    min: float | None = None,
+    max: float | None = None,
     choices: tuple[Any, ...] | None = None,
     pattern: str | None = None,
     max_len: int | None = None,

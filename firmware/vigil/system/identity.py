@@ -11,14 +11,14 @@ import json
 import secrets
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from vigil import __version__
 from vigil.board.description import BoardDescription
 from vigil.config.atomic import write_atomic
 
-FIRMWARE_RELEASE_DATE = "2026-11-21"
+BUILD_DATE = "261121"  # yyMMdd, as Hikvision tools show it after "build"
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,6 @@ class DeviceIdentity:
     def mac_dashed(self) -> str:
         """The SADP form of the MAC: aa-bb-cc-dd-ee-ff."""
         return self.mac.replace(":", "-")
-
-    @property
-    def full_serial(self) -> str:
-        """Hikvision-style long serial: model + date + serial, as SADP tools display it."""
-        return f"{self.model}{FIRMWARE_RELEASE_DATE.replace('-', '')}{self.serial}"
 
 
 def _made_up(path: Path) -> dict[str, str]:
@@ -74,7 +69,3 @@ def load_identity(board: BoardDescription, data_dir: Path) -> DeviceIdentity:
         firmware_version=f"V{__version__}",
         boot_time=time.time(),
     )
-
-
-def identity_as_dict(identity: DeviceIdentity) -> dict[str, object]:
-    return asdict(identity)

@@ -1,0 +1,1 @@
+"""The aiohttp application: ISAPI resources, authentication, the listeners."""

@@ -1,0 +1,63 @@
+"""The aiohttp application: error rendering, body limits, and the ISAPI routes."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from vigil.api import isapi_content, isapi_network, isapi_security, isapi_system
+from vigil.api.auth import Handler, auth_middleware, peer_address
+from vigil.api.context import CONTEXT, ApiContext, context
+from vigil.api.errors import IsapiError, not_found
+from vigil.api.io import error_response
+
+log = logging.getLogger(__name__)
+
+APP_BODY_LIMIT = 4 * 1024 * 1024  # the largest body of any resource (configurationData)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except IsapiError as error:
+        return error_response(request, error)
+    except web.HTTPNotFound:
+        return error_response(request, not_found())
+    except web.HTTPMethodNotAllowed:
+        return error_response(request, IsapiError(405, 4, "methodNotAllowed", request.method))
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(request, IsapiError(413, 5, "messageTooLarge", "body too large"))
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return error_response(request, IsapiError(500, 3, "deviceError", "internal error"))
+
+
+@web.middleware
+async def operation_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every successful change through the API is an operation record with user and address."""
+    response = await handler(request)
+    user = request.get("user")
+    if request.method not in ("GET", "HEAD") and user is not None and response.status < 300:
+        context(request).devicelog.record(
+            "Operation",
+            "remoteConfigWrite",
+            user=user.name,
+            source=peer_address(request),
+            details=f"{request.method} {request.path}",
+        )
+    return response
+
+
+def build_app(ctx: ApiContext) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware, operation_log_middleware],
+        client_max_size=APP_BODY_LIMIT,
+    )
+    app[CONTEXT] = ctx
+    for module in (isapi_system, isapi_security, isapi_network, isapi_content):
+        app.router.add_routes(module.routes)
+    return app

@@ -1,0 +1,61 @@
+"""Reading ISAPI requests and writing ISAPI responses: body limits, content types, XML."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+
+from vigil.api.context import context
+from vigil.api.errors import IsapiError, bad_parameters
+from vigil.api.xml import XmlIn, parse, response_status
+from vigil.config.model import Config
+from vigil.config.schema import ConfigError
+
+XML_BODY_LIMIT = 64 * 1024
+# Content types a PUT/POST may carry. No type (hikvisionapi) and curl's default form type are
+# what real clients send for XML; anything else is a client mistake worth refusing.
+XML_TYPES = frozenset({"", "application/xml", "text/xml", "application/x-www-form-urlencoded"})
+
+
+def xml_response(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(body=body, status=status, content_type="application/xml", charset="UTF-8")
+
+
+def ok(
+    request: web.Request, status_code: int = 1, extra: dict[str, object] | None = None
+) -> web.Response:
+    return xml_response(response_status(request.path, status_code=status_code, extra=extra or {}))
+
+
+def error_response(request: web.Request, error: IsapiError) -> web.Response:
+    response = xml_response(response_status(request.path, error), status=error.http_status)
+    for name, value in error.headers:
+        response.headers.add(name, value)
+    return response
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    too_large = IsapiError(413, 5, "messageTooLarge", f"bodies are limited to {limit} bytes")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(65536):
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
+
+
+async def read_xml(request: web.Request, root: str | tuple[str, ...]) -> XmlIn:
+    if request.content_type.lower() not in XML_TYPES:
+        raise IsapiError(415, 5, "badContentType", f"expected XML, got {request.content_type}")
+    return parse(await read_body(request, XML_BODY_LIMIT), root)
+
+
+async def config_change(request: web.Request, change: Callable[[Config], Config]) -> Config:
+    """Apply a change to the configuration; a value the model refuses is a 400, nothing saved."""
+    try:
+        return await context(request).store.update(change)
+    except ConfigError as exc:
+        raise bad_parameters(str(exc)) from None

@@ -1,0 +1,290 @@
+"""ISAPI Security resources: users, userCheck, adminAccesses, the IP filter."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from typing import Any
+
+from aiohttp import web
+
+from vigil.api.auth import ADMINISTRATOR, AUTHENTICATED, requires
+from vigil.api.context import context
+from vigil.api.errors import IsapiError, bad_parameters, invalid_operation, not_found
+from vigil.api.io import config_change, ok, read_xml, xml_response
+from vigil.api.xml import XmlIn, render
+from vigil.config.model import PERMISSIONS, IpFilterSettings, PortSettings, User
+from vigil.security.accounts import AccountError
+
+routes = web.RouteTableDef()
+
+
+def _account_error(exc: AccountError) -> IsapiError:
+    status = 403 if exc.reason == "invalidOperation" else 400
+    return IsapiError(status, 4 if status == 403 else 6, exc.reason, exc.message)
+
+
+# -- users --------------------------------------------------------------------------------------
+def _user_doc(user: User) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "userName": user.name,
+        "userLevel": user.level,
+        "remotePermission": {name: user.may(name) for name in PERMISSIONS},
+    }
+
+
+def _parse_permissions(doc: XmlIn) -> list[str] | None:
+    block = doc.child("remotePermission")
+    if block is None:
+        return None
+    granted = [name for name in PERMISSIONS if block.bool(name, False)]
+    block.finish()
+    return granted
+
+
+@routes.get("/ISAPI/Security/users")
+@requires(ADMINISTRATOR)
+async def list_users(request: web.Request) -> web.Response:
+    users = context(request).store.current.users
+    return xml_response(render("UserList", {"User": [_user_doc(u) for u in users]}))
+
+
+@routes.post("/ISAPI/Security/users")
+@requires(ADMINISTRATOR)
+async def add_user(request: web.Request) -> web.Response:
+    doc = await read_xml(request, "User")
+    name = doc.text("userName", max_len=64)
+    password = doc.text("password", max_len=128)
+    level = doc.text("userLevel", "Viewer")
+    permissions = _parse_permissions(doc)
+    _check_login_password(request, doc)
+    doc.ignore("id")
+    doc.finish()
+    if not name or not password:
+        raise bad_parameters("<userName> and <password> are required")
+    try:
+        user = await context(request).accounts.add(name, level or "Viewer", password, permissions)
+    except AccountError as exc:
+        raise _account_error(exc) from None
+    return ok(request, extra={"id": user.id})
+
+
+def _user_by_id(request: web.Request) -> User:
+    users = context(request).store.current.users
+    found = next((u for u in users if str(u.id) == request.match_info["id"]), None)
+    if found is None:
+        raise not_found("no such user")
+    return found
+
+
+@routes.get("/ISAPI/Security/users/{id}")
+@requires(AUTHENTICATED)
+async def get_user(request: web.Request) -> web.Response:
+    user = _user_by_id(request)
+    caller: User = request["user"]
+    if caller.level != "Administrator" and caller.id != user.id:
+        raise IsapiError(403, 4, "noPermission", "only an administrator sees other users")
+    return xml_response(render("User", _user_doc(user)))
+
+
+@routes.put("/ISAPI/Security/users/{id}")
+@requires(AUTHENTICATED)
+async def modify_user(request: web.Request) -> web.Response:
+    user = _user_by_id(request)
+    caller: User = request["user"]
+    doc = await read_xml(request, "User")
+    if doc.int("id", user.id) != user.id:
+        raise bad_parameters("<id> does not match the URL")
+    if doc.text("userName", user.name, max_len=64) != user.name:
+        raise bad_parameters("a user name cannot be changed")
+    level = doc.text("userLevel")
+    permissions = _parse_permissions(doc)
+    password = doc.text("password", max_len=128)
+    _check_login_password(request, doc, required=password is not None)
+    doc.finish()
+    is_admin = caller.level == "Administrator"
+    changes_rights = (level not in (None, user.level)) or permissions is not None
+    if not is_admin and (caller.id != user.id or changes_rights):
+        raise IsapiError(403, 4, "noPermission", "users may change only their own password")
+    if user.level == "Administrator" and changes_rights:
+        raise invalid_operation("the admin's level and rights are fixed")
+    try:
+        await context(request).accounts.modify(
+            user.id, level=level, permissions=permissions, password=password
+        )
+    except AccountError as exc:
+        raise _account_error(exc) from None
+    return ok(request)
+
+
+@routes.delete("/ISAPI/Security/users/{id}")
+@requires(ADMINISTRATOR)
+async def delete_user(request: web.Request) -> web.Response:
+    user = _user_by_id(request)
+    try:
+        await context(request).accounts.delete(user.id)
+    except AccountError as exc:
+        raise _account_error(exc) from None
+    return ok(request)
+
+
+def _check_login_password(request: web.Request, doc: XmlIn, *, required: bool = True) -> None:
+    """Setting a password needs the caller's own password again (`<loginPassword>`)."""
+    given = doc.text("loginPassword", max_len=128)
+    if given is None and not required:
+        return
+    caller: User = request["user"]
+    if given is None or not context(request).accounts.verify(caller.name, given):
+        raise IsapiError(403, 4, "loginPasswordError", "<loginPassword> is missing or wrong")
+
+
+@routes.get("/ISAPI/Security/userCheck")
+@requires(AUTHENTICATED)
+async def user_check(request: web.Request) -> web.Response:
+    user: User = request["user"]
+    content = {
+        "statusValue": 200,
+        "statusString": "OK",
+        "userName": user.name,
+        "userLevel": user.level,
+        "isActivated": True,
+    }
+    return xml_response(render("userCheck", content))
+
+
+# -- ports --------------------------------------------------------------------------------------
+def _ports_doc(ports: PortSettings) -> dict[str, Any]:
+    rows = [
+        (1, "HTTP", True, ports.http),
+        (2, "HTTPS", ports.https_enabled, ports.https),
+        (3, "RTSP", True, ports.rtsp),
+    ]
+    return {
+        "AdminAccessProtocol": [
+            {"id": i, "enabled": on, "protocol": name, "portNo": port} for i, name, on, port in rows
+        ]
+    }
+
+
+@routes.get("/ISAPI/Security/adminAccesses")
+async def get_admin_accesses(request: web.Request) -> web.Response:
+    ports = context(request).store.current.ports
+    return xml_response(render("AdminAccessProtocolList", _ports_doc(ports)))
+
+
+@routes.put("/ISAPI/Security/adminAccesses")
+@requires(ADMINISTRATOR)
+async def put_admin_accesses(request: web.Request) -> web.Response:
+    ctx = context(request)
+    doc = await read_xml(request, "AdminAccessProtocolList")
+    ports = ctx.store.current.ports
+    changes: dict[str, Any] = {}
+    for entry in doc.children("AdminAccessProtocol", limit=8):
+        protocol = (entry.text("protocol") or "").upper()
+        port = entry.int("portNo")
+        enabled = entry.bool("enabled", True)
+        entry.ignore("id")
+        entry.finish()
+        key = {"HTTP": "http", "HTTPS": "https", "RTSP": "rtsp"}.get(protocol)
+        if key is None:
+            raise bad_parameters(f"unknown protocol {protocol!r}")
+        if port is not None:
+            changes[key] = port
+        if key == "https":
+            changes["https_enabled"] = enabled
+        elif not enabled:
+            raise bad_parameters(f"{protocol} cannot be switched off")
+    doc.finish()
+    try:
+        new_ports = dataclasses.replace(ports, **changes)
+    except TypeError as exc:
+        raise bad_parameters(str(exc)) from None
+    try:
+        await ctx.system.check_ports(new_ports)
+    except OSError as exc:
+        raise IsapiError(409, 4, "portConflict", f"cannot listen there: {exc}") from None
+    await config_change(request, lambda c: dataclasses.replace(c, ports=new_ports))
+    return ok(request)
+
+
+# -- IP filter ----------------------------------------------------------------------------------
+def _filter_entry_doc(index: int, entry: str) -> dict[str, Any]:
+    if "-" in entry:
+        first, last = (p.strip() for p in entry.split("-", 1))
+        return {
+            "id": index,
+            "addressFilterType": "range",
+            "AddressRange": {"startIPAddress": first, "endIPAddress": last},
+        }
+    net = ipaddress.ip_network(entry, strict=False)
+    if net.num_addresses == 1:
+        return {"id": index, "addressFilterType": "single", "ipAddress": str(net.network_address)}
+    return {
+        "id": index,
+        "addressFilterType": "mask",
+        "Mask": {"ipAddress": str(net.network_address), "prefixLength": net.prefixlen},
+    }
+
+
+def _parse_filter_entry(doc: XmlIn) -> str:
+    kind = doc.text("addressFilterType", "single")
+    doc.ignore("id", "permissionType")
+    if kind == "single":
+        entry = doc.text("ipAddress") or ""
+    elif kind == "range":
+        span = doc.child("AddressRange")
+        if span is None:
+            raise bad_parameters("a range needs <AddressRange>")
+        entry = f"{span.text('startIPAddress')}-{span.text('endIPAddress')}"
+        span.finish()
+    elif kind == "mask":
+        mask = doc.child("Mask")
+        if mask is None:
+            raise bad_parameters("a mask entry needs <Mask>")
+        prefix = mask.int("prefixLength")
+        subnet = mask.text("subnetMask")
+        entry = f"{mask.text('ipAddress')}/{prefix if prefix is not None else subnet}"
+        mask.finish()
+    else:
+        raise bad_parameters("addressFilterType is single, range or mask")
+    doc.finish()
+    return entry
+
+
+@routes.get("/ISAPI/Security/IPFilter")
+@routes.get("/ISAPI/System/Network/ipFilter")
+async def get_ip_filter(request: web.Request) -> web.Response:
+    settings = context(request).store.current.security.ip_filter
+    content = {
+        "enabled": settings.mode != "off",
+        "permissionType": "deny" if settings.mode == "deny" else "allow",
+        "IPFilterAddressList": {
+            "IPFilterAddress": [_filter_entry_doc(i, e) for i, e in enumerate(settings.entries, 1)]
+        },
+    }
+    return xml_response(render("IPFilter", content))
+
+
+@routes.put("/ISAPI/Security/IPFilter")
+@routes.put("/ISAPI/System/Network/ipFilter")
+@requires(ADMINISTRATOR)
+async def put_ip_filter(request: web.Request) -> web.Response:
+    doc = await read_xml(request, "IPFilter")
+    current = context(request).store.current.security.ip_filter
+    enabled = doc.bool("enabled", current.mode != "off")
+    kind = doc.text("permissionType", "deny" if current.mode == "deny" else "allow")
+    if kind not in ("allow", "deny"):
+        raise bad_parameters("permissionType is allow or deny")
+    listing = doc.child("IPFilterAddressList")
+    entries = current.entries
+    if listing is not None:
+        entries = [_parse_filter_entry(e) for e in listing.children("IPFilterAddress", limit=64)]
+        listing.finish()
+    doc.finish()
+    new = IpFilterSettings(mode=kind if enabled else "off", entries=entries)
+    await config_change(
+        request,
+        lambda c: dataclasses.replace(c, security=dataclasses.replace(c.security, ip_filter=new)),
+    )
+    return ok(request)

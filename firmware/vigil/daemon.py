@@ -1,0 +1,313 @@
+"""vigild: builds the services from the board description and the config, runs them, stops them.
+
+The only module that knows every subsystem. Start order: storage of state (config, secrets,
+log), then the security services, then the listeners; stop is the reverse, and every task and
+socket is closed before the process exits (or re-executes itself for a simulated reboot).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from vigil.api.app import build_app
+from vigil.api.context import ApiContext, SystemControl
+from vigil.api.server import HttpService
+from vigil.board.clock import make_clock
+from vigil.board.description import BoardDescription, BoardError, load_board
+from vigil.board.network import make_network
+from vigil.config.model import (
+    Config,
+    DiscoverySettings,
+    NetworkInterface,
+    PortSettings,
+    SecuritySettings,
+)
+from vigil.config.store import ConfigStore
+from vigil.discovery.mdns import MdnsAdvertiser
+from vigil.discovery.sadp import SadpResponder
+from vigil.discovery.sadp_device import SadpDeviceAdapter
+from vigil.security.accounts import Accounts
+from vigil.security.devicekey import DeviceKey
+from vigil.security.digest import DigestAuth
+from vigil.security.ipfilter import IpFilter
+from vigil.security.lockout import Lockout
+from vigil.security.passwords import PasswordVault
+from vigil.security.tls import ensure_certificate, server_context
+from vigil.system.devicelog import DeviceLog
+from vigil.system.identity import DeviceIdentity, load_identity
+from vigil.system.timesync import NtpSync
+
+log = logging.getLogger("vigild")
+REALM = "Vigil"
+REBOOT_DELAY_S = 0.5  # lets the HTTP answer leave before the listeners close
+
+
+def board_defaults(board: BoardDescription) -> Config:
+    """SPEC defaults, with what the board decides (ports, interfaces) filled in."""
+    return Config(
+        network=[NetworkInterface(id=i) for i in range(1, len(board.network.interfaces) + 1)],
+        ports=PortSettings(http=board.ports.http, https=board.ports.https, rtsp=board.ports.rtsp),
+        discovery=DiscoverySettings(sadp_port=board.ports.sadp),
+    )
+
+
+def reset_config(current: Config, defaults: Config, mode: str) -> Config:
+    """SPEC §2: Restore (basic) keeps users, network and ports; Default (full) keeps nothing."""
+    if mode == "full":
+        return defaults
+    return dataclasses.replace(
+        defaults, users=current.users, network=current.network, ports=current.ports
+    )
+
+
+class Vigil:
+    def __init__(self, board: BoardDescription, data_dir: Path, bind: str) -> None:
+        self.board, self.data_dir, self.bind = board, data_dir, bind
+        self.stopped = asyncio.Event()
+        self.reboot_requested = False
+        self._stop_steps: list[Callable[[], Awaitable[None] | None]] = []
+
+    # -- building ---------------------------------------------------------------------------
+    def build(self, overrides: dict[str, int]) -> Config:
+        secrets = self.data_dir / "secrets"
+        self.identity: DeviceIdentity = load_identity(self.board, self.data_dir)
+        self.store = ConfigStore(self.data_dir / "config.toml", board_defaults(self.board))
+        config = self.store.load()
+        self.vault = PasswordVault(secrets / "passwords.json", REALM)
+        self.vault.load()
+        self.devicelog = DeviceLog(self.data_dir / "log.db", config.log.max_records)
+        self.clock = make_clock(self.board.clock.driver, self.data_dir)
+        self.network = make_network(self.board.network.driver, self.data_dir, self.identity.mac)
+        self.device_key = DeviceKey(secrets / "device-key.pem")
+        self.accounts = Accounts(self.store, self.vault)
+        self.lockout = Lockout(config.security, self._record_lock)
+        self.ipfilter = IpFilter(config.security.ip_filter)
+        self.digest = DigestAuth(REALM, self._ha1)
+        self.ntp = NtpSync(self.clock, lambda: self.store.current.time, self._record_ntp)
+        return self._with_overrides(config, overrides)
+
+    def _with_overrides(self, config: Config, overrides: dict[str, int]) -> Config:
+        ports = {k: v for k, v in overrides.items() if k in ("http", "https", "rtsp")}
+        config = dataclasses.replace(config, ports=dataclasses.replace(config.ports, **ports))
+        if "sadp" in overrides:
+            discovery = dataclasses.replace(config.discovery, sadp_port=overrides["sadp"])
+            config = dataclasses.replace(config, discovery=discovery)
+        return config
+
+    def _ha1(self, user: str, algorithm: str) -> str | None:
+        return self.vault.ha1(user, algorithm) if self.accounts.user(user) else None
+
+    def _record_lock(self, address: str, minutes: int) -> None:
+        self.devicelog.record(
+            "Exception",
+            "illegalAccess",
+            source=address,
+            details=f"illaccess: address locked for {minutes} min after failed logins",
+        )
+
+    def _record_ntp(self, success: bool, message: str) -> None:
+        if success:
+            self.devicelog.record("Information", "ntpSync", details=message)
+        else:
+            self.devicelog.record("Exception", "ntpSyncFailed", details=message)
+
+    # -- running ----------------------------------------------------------------------------
+    async def start(self, config: Config) -> None:
+        await self.store.replace(config)
+        self.devicelog.open()
+        self._stop_steps.append(self.devicelog.close)
+        self.devicelog.record(
+            "Information", "startDVR", details=f"Vigil {self.identity.firmware_version}"
+        )
+        await self._start_http()
+        await self.ntp.start()
+        self._stop_steps.append(self.ntp.stop)
+        await self._start_discovery()
+        self._subscribe()
+
+    async def _start_http(self) -> None:
+        cert, key = ensure_certificate(self.data_dir / "secrets", f"vigil-{self.identity.serial}")
+        ctx = ApiContext(
+            board=self.board,
+            identity=self.identity,
+            store=self.store,
+            accounts=self.accounts,
+            digest=self.digest,
+            lockout=self.lockout,
+            devicelog=self.devicelog,
+            clock=self.clock,
+            network=self.network,
+            device_key=self.device_key,
+            system=SystemControl(
+                reboot=self.request_reboot,
+                factory_reset=self.factory_reset,
+                check_ports=self._check_ports,
+                sync_time=self.ntp.sync_once,
+            ),
+        )
+        self.http = HttpService(
+            build_app(ctx),
+            self.bind,
+            self.store.current.ports,
+            self.ipfilter,
+            server_context(cert, key),
+        )
+        await self.http.start()
+        self._stop_steps.append(self.http.stop)
+
+    async def _check_ports(self, ports: object) -> None:
+        assert isinstance(ports, PortSettings)
+        self.http.check_ports(ports)
+
+    async def _start_discovery(self) -> None:
+        settings = self.store.current.discovery
+        adapter = SadpDeviceAdapter(
+            identity=self.identity,
+            store=self.store,
+            accounts=self.accounts,
+            lockout=self.lockout,
+            network=self.network,
+            devicelog=self.devicelog,
+            board=self.board,
+            request_reboot=self.request_reboot,
+        )
+        self.sadp = SadpResponder(
+            adapter,
+            self.device_key,
+            self.identity.mac_dashed,
+            port=settings.sadp_port,
+            multicast=settings.multicast_enabled,
+        )
+        if settings.sadp_enabled:
+            await self.sadp.start()
+        self._stop_steps.append(self.sadp.stop)
+        self.mdns = MdnsAdvertiser.for_device(self.identity, self.store.current, self.bind)
+        if settings.mdns_enabled:
+            await self.mdns.start()
+        self._stop_steps.append(self.mdns.stop)
+
+    def _subscribe(self) -> None:
+        store = self.store
+        store.subscribe("ports", self.http.apply)
+        store.subscribe("security", self._apply_security)
+        store.subscribe("time", self.ntp.apply)
+        store.subscribe("network", self._apply_network)
+        store.subscribe("discovery", self._apply_discovery)
+        store.subscribe("log", lambda _old, new: self.devicelog.set_max_records(new.max_records))
+        store.subscribe("ports", lambda _o, _n: self.mdns.update_ports(self.store.current.ports))
+
+    def _apply_security(self, old: SecuritySettings, new: SecuritySettings) -> None:
+        self.lockout.apply(old, new)
+        self.ipfilter.apply(old.ip_filter, new.ip_filter)
+
+    async def _apply_network(
+        self, old: list[NetworkInterface], new: list[NetworkInterface]
+    ) -> None:
+        for settings in new:
+            if settings not in old:
+                name = self.board.network.interfaces[settings.id - 1]
+                await self.network.apply(name, settings)
+                log.info("network interface %s reconfigured", name)
+
+    async def _apply_discovery(self, old: DiscoverySettings, new: DiscoverySettings) -> None:
+        await self.sadp.apply(old, new)
+        if new.mdns_enabled != old.mdns_enabled:
+            await (self.mdns.start() if new.mdns_enabled else self.mdns.stop())
+
+    async def stop(self) -> None:
+        while self._stop_steps:
+            step = self._stop_steps.pop()
+            try:
+                result = step()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                log.exception("stopping %s failed", step)
+
+    # -- whole-device actions -----------------------------------------------------------------
+    async def request_reboot(self) -> None:
+        log.info("reboot requested")
+        self.reboot_requested = True
+        asyncio.get_running_loop().call_later(REBOOT_DELAY_S, self.stopped.set)
+
+    async def factory_reset(self, mode: str) -> None:
+        new = reset_config(self.store.current, self.store.defaults, mode)
+        await self.store.replace(new)
+        if mode == "full":
+            self.vault.wipe()
+        log.warning("factory reset (%s); rebooting", mode)
+        await self.request_reboot()
+
+    def print_banner(self) -> None:
+        host = "127.0.0.1" if self.bind in ("0.0.0.0", "::") else self.bind
+        lines = [f"Vigil {self.identity.firmware_version} on board {self.board.board.name}"]
+        lines += [f"  {u}ISAPI/System/deviceInfo" for u in self.http.urls(host)]
+        if not self.accounts.activated:
+            https = self.http.urls(host)[-1]
+            lines.append(
+                "  Not activated. Set the admin password with `vigil activate "
+                f"{self.identity.serial}` or PUT {https}ISAPI/System/activate"
+            )
+        print("\n".join(lines), flush=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="vigild", description="The Vigil camera daemon.")
+    parser.add_argument("--board", default="sim", help="board name (sim) or path to board.toml")
+    parser.add_argument("--data-dir", type=Path, default=Path("/data/vigil"))
+    parser.add_argument("--bind", help="listen address (default: the board's)")
+    for name in ("http", "https", "rtsp", "sadp"):
+        parser.add_argument(f"--{name}-port", type=int, help=f"override the {name} port")
+    parser.add_argument("--log-level", default="INFO")
+    return parser.parse_args(argv)
+
+
+async def run(args: argparse.Namespace) -> bool:
+    """Run until SIGTERM/SIGINT or a reboot request; True if a reboot was asked for."""
+    board = load_board(args.board)
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    vigil = Vigil(board, args.data_dir, args.bind or board.network.bind)
+    overrides = {
+        name: getattr(args, f"{name}_port")
+        for name in ("http", "https", "rtsp", "sadp")
+        if getattr(args, f"{name}_port")
+    }
+    config = vigil.build(overrides)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, vigil.stopped.set)
+    try:
+        await vigil.start(config)
+        vigil.print_banner()
+        await vigil.stopped.wait()
+    finally:
+        log.info("stopping")
+        await vigil.stop()
+    return vigil.reboot_requested
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        reboot = asyncio.run(run(args))
+    except BoardError as exc:
+        sys.exit(f"vigild: {exc}")
+    if reboot:
+        board = load_board(args.board)
+        if board.power.driver == "linux":
+            os.execv("/sbin/reboot", ["reboot"])
+        # The simulated board reboots by starting the daemon afresh in this process.
+        log.info("restarting (simulated reboot)")
+        os.execv(sys.executable, [sys.executable, "-m", "vigil", *sys.argv[1:]])

@@ -1,0 +1,1 @@
+"""Being found on the LAN: the SADP-style responder, mDNS."""

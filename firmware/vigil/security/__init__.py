@@ -1,0 +1,1 @@
+"""Users, passwords, digest authentication, lockout, IP filter, TLS and the device key."""
