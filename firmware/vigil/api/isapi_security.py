@@ -288,3 +288,76 @@ async def put_ip_filter(request: web.Request) -> web.Response:
         lambda c: dataclasses.replace(c, security=dataclasses.replace(c.security, ip_filter=new)),
     )
     return ok(request)
+
+
+# -- authentication settings --------------------------------------------------------------------
+ALGORITHM_NAMES = {"SHA256": ["SHA-256"], "MD5": ["MD5"], "MD5/SHA256": ["SHA-256", "MD5"]}
+
+
+@routes.get("/ISAPI/Security/webCertificate")
+async def get_web_certificate(request: web.Request) -> web.Response:
+    settings = context(request).store.current.security
+    algorithm = "/".join(sorted(a.replace("-", "") for a in settings.digest_algorithms))
+    content = {
+        "CertificateType": "digest/basic" if settings.basic_auth else "digest",
+        "SecurityAlgorithm": {"algorithmType": algorithm},
+    }
+    return xml_response(render("WebCertificate", content))
+
+
+@routes.put("/ISAPI/Security/webCertificate")
+@requires(ADMINISTRATOR)
+async def put_web_certificate(request: web.Request) -> web.Response:
+    doc = await read_xml(request, "WebCertificate")
+    security = context(request).store.current.security
+    kind = doc.text("CertificateType", "digest/basic" if security.basic_auth else "digest")
+    algorithms = security.digest_algorithms
+    block = doc.child("SecurityAlgorithm")
+    if block is not None:
+        name = block.text("algorithmType", "")
+        block.finish()
+        if name not in ALGORITHM_NAMES:
+            raise bad_parameters(f"algorithmType is one of {', '.join(ALGORITHM_NAMES)}")
+        algorithms = ALGORITHM_NAMES[name]
+    doc.finish()
+    if kind not in ("digest", "digest/basic"):
+        raise bad_parameters("CertificateType is digest or digest/basic")
+    await config_change(
+        request,
+        lambda c: dataclasses.replace(
+            c,
+            security=dataclasses.replace(
+                c.security, basic_auth=kind == "digest/basic", digest_algorithms=algorithms
+            ),
+        ),
+    )
+    return ok(request)
+
+
+@routes.get("/ISAPI/Security/illegalLoginLock")
+async def get_login_lock(request: web.Request) -> web.Response:
+    settings = context(request).store.current.security
+    content = {
+        "enabled": settings.lockout_enabled,
+        "maxIllegalLoginTimes": settings.lockout_attempts,
+        "resumeTime": settings.lockout_minutes,
+    }
+    return xml_response(render("IllegalLoginLock", content))
+
+
+@routes.put("/ISAPI/Security/illegalLoginLock")
+@requires(ADMINISTRATOR)
+async def put_login_lock(request: web.Request) -> web.Response:
+    doc = await read_xml(request, "IllegalLoginLock")
+    current = context(request).store.current.security
+    changes = {
+        "lockout_enabled": doc.bool("enabled", current.lockout_enabled),
+        "lockout_attempts": doc.int("maxIllegalLoginTimes", current.lockout_attempts),
+        "lockout_minutes": doc.int("resumeTime", current.lockout_minutes),
+    }
+    doc.finish()
+    await config_change(
+        request,
+        lambda c: dataclasses.replace(c, security=dataclasses.replace(c.security, **changes)),
+    )
+    return ok(request)
