@@ -165,6 +165,13 @@ class _TokenBucket:
 class _Endpoint(asyncio.DatagramProtocol):
     def __init__(self, on_datagram: Callable[[bytes, tuple[str, int]], None]) -> None:
         self._on_datagram = on_datagram
+        # transport.close() closes the socket one loop iteration later; stop() waits for it so
+        # that the port is really free when it returns.
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         self._on_datagram(data, (addr[0], addr[1]))
@@ -222,6 +229,7 @@ class SadpResponder:
         self._bind = bind
         self._sock: socket.socket | None = None
         self._transport: asyncio.DatagramTransport | None = None
+        self._endpoint: _Endpoint | None = None
         self._joined: set[int] = set()
         self._commands: set[asyncio.Task[None]] = set()
         # Datagram digest -> reply (None while it runs): a retransmitted or multiply delivered
@@ -259,10 +267,10 @@ class SadpResponder:
 
     async def _attach(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
+        transport, endpoint = await loop.create_datagram_endpoint(
             lambda: _Endpoint(self._received), sock=sock
         )
-        self._sock, self._transport = sock, transport
+        self._sock, self._transport, self._endpoint = sock, transport, endpoint
         self._joined.clear()
         if self._multicast:
             self.refresh_multicast()
@@ -273,11 +281,14 @@ class SadpResponder:
             "on" if self._multicast else "off",
         )
 
-    def _detach(self) -> None:
-        if self._transport is not None:
-            self._transport.close()  # closes the socket; the memberships go with it
-        self._sock, self._transport = None, None
+    async def _detach(self) -> None:
+        transport, endpoint = self._transport, self._endpoint
+        self._sock, self._transport, self._endpoint = None, None, None
         self._joined.clear()
+        if transport is None or endpoint is None:
+            return
+        transport.close()  # closes the socket; the group memberships go with it
+        await endpoint.closed
 
     async def start(self) -> None:
         if self.running:
@@ -286,7 +297,7 @@ class SadpResponder:
 
     async def stop(self) -> None:
         """Close the socket, let running commands finish briefly, cancel the rest."""
-        self._detach()
+        await self._detach()
         pending = list(self._commands)
         if pending:
             _, late = await asyncio.wait(pending, timeout=COMMAND_GRACE_S)
@@ -299,13 +310,13 @@ class SadpResponder:
         """Follow a discovery settings change live; on a failed rebind nothing changes."""
         del old  # the responder's own state is the truth; `old` is what the store believed
         if not new.sadp_enabled:
-            self._detach()
+            await self._detach()
             self._port, self._multicast = new.sadp_port, new.multicast_enabled
             log.info("SADP responder off")
             return
         if not self.running or new.sadp_port != self._port:
             sock = self._open_socket(new.sadp_port)  # raises before anything is torn down
-            self._detach()
+            await self._detach()
             self._port, self._multicast = new.sadp_port, new.multicast_enabled
             await self._attach(sock)
             return
