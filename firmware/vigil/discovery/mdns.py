@@ -8,6 +8,7 @@ cameras apart without opening each one.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import re
@@ -39,15 +40,20 @@ def service_type(name: str) -> str:
 
 def host_label(name: str) -> str:
     """A DNS host label from a display name: `Vigil DS-2CD 123` -> `vigil-ds-2cd-123`."""
-    label = _NOT_HOST_CHAR.sub("-", name.lower()).strip("-")[:MAX_LABEL].strip("-")
+    label = _NOT_HOST_CHAR.sub("-", name.lower())
+    label = re.sub("-{2,}", "-", label).strip("-")[:MAX_LABEL].strip("-")
     if not label:
         raise ValueError(f"{name!r} gives no usable host name")
     return label
 
 
 def services_for(ports: PortSettings) -> list[tuple[str, int]]:
-    """The services a device with these ports offers (HTTPS only when it is on)."""
-    services = [("_http._tcp", ports.http), ("_rtsp._tcp", ports.rtsp)]
+    """The services a device with these ports offers (HTTPS only when it is on).
+
+    RTSP joins the list when the daemon serves RTSP; advertising a port nobody listens on
+    would send clients to a dead end.
+    """
+    services = [("_http._tcp", ports.http)]
     if ports.https_enabled:
         services.append(("_https._tcp", ports.https))
     return services
@@ -189,18 +195,28 @@ class MdnsAdvertiser:
         zeroconf = self._zeroconf
         if zeroconf is None:
             return
-        for kind in [k for k in self._registered if k not in self._wanted]:
-            await (await zeroconf.async_unregister_service(self._registered.pop(kind)))
+        steps = [self._withdraw(zeroconf, k) for k in self._registered if k not in self._wanted]
         for kind, port in self._wanted.items():
             current = self._registered.get(kind)
             if current is None:
-                info = self._info(kind, port)
-                # Two devices given the same name (a cloned image): rename, do not fail.
-                await (await zeroconf.async_register_service(info, allow_name_change=True))
-                if info.name != f"{self._name}.{kind}":
-                    log.warning("mDNS name conflict: advertising as %s", info.name)
-                self._registered[kind] = info
+                steps.append(self._register(zeroconf, kind, port))
             elif current.port != port:
-                info = self._info(kind, port, instance=current.name)
-                await (await zeroconf.async_update_service(info))
-                self._registered[kind] = info
+                steps.append(self._move(zeroconf, kind, port, current.name))
+        # Each step waits out its probes and announcements (about 1.5 s): run them side by side.
+        await asyncio.gather(*steps)
+
+    async def _withdraw(self, zeroconf: AsyncZeroconf, kind: str) -> None:
+        await (await zeroconf.async_unregister_service(self._registered.pop(kind)))
+
+    async def _register(self, zeroconf: AsyncZeroconf, kind: str, port: int) -> None:
+        info = self._info(kind, port)
+        # Two devices given the same name (a cloned image): rename, do not fail.
+        await (await zeroconf.async_register_service(info, allow_name_change=True))
+        if info.name != f"{self._name}.{kind}":
+            log.warning("mDNS name conflict: advertising as %s", info.name)
+        self._registered[kind] = info
+
+    async def _move(self, zeroconf: AsyncZeroconf, kind: str, port: int, instance: str) -> None:
+        info = self._info(kind, port, instance=instance)
+        await (await zeroconf.async_update_service(info))
+        self._registered[kind] = info
