@@ -190,9 +190,20 @@ class Vigil:
             await self.sadp.start()
         self._stop_steps.append(self.sadp.stop)
         self.mdns = MdnsAdvertiser.for_device(self.identity, self.store.current, self.bind)
-        if settings.mdns_enabled:
-            await self.mdns.start()
         self._stop_steps.append(self.mdns.stop)
+        if settings.mdns_enabled:
+            self._start_mdns()
+
+    def _start_mdns(self) -> None:
+        """mDNS probing takes seconds; the device serves meanwhile instead of waiting for it."""
+        task = asyncio.create_task(self.mdns.start(), name="mdns-start")
+        task.add_done_callback(self._mdns_started)
+        self._stop_steps.append(task.cancel)
+
+    @staticmethod
+    def _mdns_started(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("mDNS advertisement failed: %s", task.exception())
 
     def _subscribe(self) -> None:
         store = self.store
@@ -219,8 +230,10 @@ class Vigil:
 
     async def _apply_discovery(self, old: DiscoverySettings, new: DiscoverySettings) -> None:
         await self.sadp.apply(old, new)
-        if new.mdns_enabled != old.mdns_enabled:
-            await (self.mdns.start() if new.mdns_enabled else self.mdns.stop())
+        if new.mdns_enabled and not old.mdns_enabled:
+            self._start_mdns()
+        elif old.mdns_enabled and not new.mdns_enabled:
+            await self.mdns.stop()
 
     async def stop(self) -> None:
         while self._stop_steps:

@@ -51,28 +51,28 @@ def test_import_restores_users_and_passwords(vigild_factory) -> None:  # type: i
     source = vigild_factory("source").start()
     source.activate()
     body = (
-        "<User><userName>night</userName><password>Night-Shift-5</password>"
+        "<User><userName>night</userName><password>Dark-Hours-5</password>"
         f"<userLevel>Viewer</userLevel><loginPassword>{ADMIN_PASSWORD}</loginPassword></User>"
     )
     assert source.post("/ISAPI/Security/users", body).status_code == 200
     blob = source.get(CONFIG, params={"secretkey": "Move-It-Over"}).content
     target = vigild_factory("target").start()
-    target.activate("Other-Admin-9")
-    reply = target.session(password="Other-Admin-9").put(
+    target.activate("Other-Boss-9")
+    reply = target.session(password="Other-Boss-9").put(
         f"{target.url}{CONFIG}", data=blob, params={"secretkey": "Move-It-Over"}, timeout=30
     )
     assert reply.status_code == 200, reply.text
     assert target.get("/ISAPI/Security/userCheck").status_code == 200  # source's admin password
-    night = target.session("night", "Night-Shift-5")
+    night = target.session("night", "Dark-Hours-5")
     assert night.get(f"{target.url}/ISAPI/Security/userCheck").status_code == 200
 
 
 def test_only_the_administrator_exports(device: Vigild) -> None:
     body = (
-        "<User><userName>op</userName><password>Oper-Pass-77</password>"
+        "<User><userName>op</userName><password>Shift-Work-77</password>"
         f"<userLevel>Operator</userLevel><loginPassword>{ADMIN_PASSWORD}</loginPassword></User>"
     )
     device.post("/ISAPI/Security/users", body)
-    op = device.session("op", "Oper-Pass-77")
+    op = device.session("op", "Shift-Work-77")
     reply = op.get(f"{device.url}{CONFIG}", params={"secretkey": "Export-Key-1"})
     assert reply.status_code == 403

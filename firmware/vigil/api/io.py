@@ -15,7 +15,7 @@ from vigil.config.schema import ConfigError
 XML_BODY_LIMIT = 64 * 1024
 # Content types a PUT/POST may carry. No type (hikvisionapi) and curl's default form type are
 # what real clients send for XML; anything else is a client mistake worth refusing.
-XML_TYPES = frozenset({"", "application/xml", "text/xml", "application/x-www-form-urlencoded"})
+XML_TYPES = frozenset({"application/xml", "text/xml", "application/x-www-form-urlencoded"})
 
 
 def xml_response(body: bytes, status: int = 200) -> web.Response:
@@ -48,7 +48,8 @@ async def read_body(request: web.Request, limit: int) -> bytes:
 
 
 async def read_xml(request: web.Request, root: str | tuple[str, ...]) -> XmlIn:
-    if request.content_type.lower() not in XML_TYPES:
+    declared = "Content-Type" in request.headers
+    if declared and request.content_type.lower() not in XML_TYPES:
         raise IsapiError(415, 5, "badContentType", f"expected XML, got {request.content_type}")
     return parse(await read_body(request, XML_BODY_LIMIT), root)
 

@@ -46,7 +46,7 @@ def _is_loopback(address: str) -> bool:
 async def activate(request: web.Request) -> web.Response:
     ctx = context(request)
     doc = await read_xml(request, "ActivateInfo")
-    plain, sealed = doc.text("password", max_len=64), doc.text("sealedPassword", max_len=1024)
+    plain, sealed = doc.text("password", max_len=128), doc.text("sealedPassword", max_len=1024)
     doc.finish()
     peer = peer_address(request)
     if sealed:
