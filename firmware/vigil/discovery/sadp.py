@@ -102,7 +102,12 @@ class SadpDevice(Protocol):
 
 
 class _RateLimitedWarning:
-    """At most one warning line per interval; the count of swallowed ones follows later."""
+    """At most one warning line per interval, so that a flood cannot fill the log.
+
+    The first warning of a quiet spell is logged at once. Those that follow within the interval
+    are counted, and when the interval ends the latest of them is logged with the count: a
+    steady flood gives one line per interval, each a fresh example of what is arriving.
+    """
 
     def __init__(
         self,
@@ -115,31 +120,36 @@ class _RateLimitedWarning:
         self._clock = clock
         self._last = -math.inf
         self._suppressed = 0
+        self._latest: tuple[str, tuple[object, ...]] = ("", ())
         self._flush_handle: asyncio.TimerHandle | None = None
 
     def warning(self, msg: str, *args: object) -> None:
         now = self._clock()
-        if now - self._last < self._interval:
-            self._suppressed += 1
-            if self._flush_handle is None:
-                delay = self._interval - (now - self._last)
-                with contextlib.suppress(RuntimeError):  # no running loop: reported next time
-                    loop = asyncio.get_running_loop()
-                    self._flush_handle = loop.call_later(delay, self.flush)
+        if now - self._last >= self._interval and not self._suppressed:
+            self._last = now
+            self._logger.warning(msg, *args)
             return
-        self._last = now
-        if self._suppressed:
-            msg += " (%d similar warnings suppressed)"
-            args = (*args, self._suppressed)
-            self._suppressed = 0
-        self._logger.warning(msg, *args)
+        self._suppressed += 1
+        self._latest = (msg, args)
+        if self._flush_handle is None:
+            delay = max(0.0, self._interval - (now - self._last))
+            with contextlib.suppress(RuntimeError):  # no running loop: reported by flush()
+                loop = asyncio.get_running_loop()
+                self._flush_handle = loop.call_later(delay, self.flush)
 
     def flush(self) -> None:
+        """Log the latest suppressed warning with the count now (at the interval's end, stop)."""
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
         if self._suppressed:
-            self._logger.warning("%d similar warnings suppressed", self._suppressed)
+            msg, args = self._latest
+            self._logger.warning(
+                msg + " (latest of %d such warnings in %.0f s)",
+                *args,
+                self._suppressed,
+                self._interval,
+            )
             self._last = self._clock()
             self._suppressed = 0
 
