@@ -185,6 +185,7 @@ class Vigil:
             self.identity.mac_dashed,
             port=settings.sadp_port,
             multicast=settings.multicast_enabled,
+            bind=self.bind,
         )
         if settings.sadp_enabled:
             await self.sadp.start()
@@ -227,6 +228,7 @@ class Vigil:
                 name = self.board.network.interfaces[settings.id - 1]
                 await self.network.apply(name, settings)
                 log.info("network interface %s reconfigured", name)
+        self.sadp.refresh_multicast()  # group membership follows the interfaces' addresses
 
     async def _apply_discovery(self, old: DiscoverySettings, new: DiscoverySettings) -> None:
         await self.sadp.apply(old, new)

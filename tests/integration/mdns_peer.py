@@ -16,9 +16,10 @@ import sys
 import time
 from typing import Any
 
-from vigil.discovery.mdns import MdnsAdvertiser
 from zeroconf import IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
+
+from vigil.discovery.mdns import MdnsAdvertiser
 
 
 def _emit(event: dict[str, Any]) -> None:

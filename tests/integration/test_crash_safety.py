@@ -72,7 +72,7 @@ def test_daemon_killed_during_api_writes(vigild_factory) -> None:  # type: ignor
     for round_ in range(8):
         stop = threading.Event()
 
-        def hammer(prefix: str = f"r{round_}") -> None:
+        def hammer(stop: threading.Event = stop, prefix: str = f"r{round_}") -> None:
             session = device.session()
             n = 0
             while not stop.is_set():

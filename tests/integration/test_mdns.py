@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from vigil.config.model import PortSettings
-from vigil.discovery.mdns import MdnsAdvertiser, host_label, service_type, services_for
 
 from tests.integration.sadp_netns import (
     CAM_IP,
@@ -25,6 +23,8 @@ from tests.integration.sadp_netns import (
     NetnsPair,
     netns_pair,
 )
+from vigil.config.model import PortSettings
+from vigil.discovery.mdns import MdnsAdvertiser, host_label, service_type, services_for
 
 NAME = "VGL-TEST-1 - VG000000042"
 SERIAL = "VG000000042"

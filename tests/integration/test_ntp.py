@@ -20,6 +20,7 @@ from pathlib import Path
 
 import ntplib
 import pytest
+
 from vigil.board.clock import SimClock
 from vigil.config.model import NtpServer, TimeSettings
 from vigil.system.timesync import QUERY_TIMEOUT_S, NtpError, NtpSync

@@ -20,6 +20,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.integration.sadp_device_double import RecordingDevice
+from tests.integration.sadp_netns import (
+    CAM_IP,
+    CLIENT_IP,
+    HERE,
+    VENV_BIN,
+    LineProcess,
+    NetnsPair,
+    netns_pair,
+)
 from vigil.config.model import DiscoverySettings
 from vigil.discovery.sadp import SadpResponder
 from vigil.discovery.sadp_messages import (
@@ -32,17 +43,6 @@ from vigil.discovery.sadp_messages import (
 )
 from vigil.security.devicekey import DeviceKey, seal
 from vigil_tools.sadp_client import SadpClient, SadpClientError
-
-from tests.integration.sadp_device_double import RecordingDevice
-from tests.integration.sadp_netns import (
-    CAM_IP,
-    CLIENT_IP,
-    HERE,
-    VENV_BIN,
-    LineProcess,
-    NetnsPair,
-    netns_pair,
-)
 
 SERIAL = "VGL-TEST-120261121VG000000042"
 SHORT_SERIAL = "VG000000042"

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
 from vigil.board.clock import (
     ClockError,
     LinuxClock,

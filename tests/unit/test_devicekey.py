@@ -6,6 +6,7 @@ import stat
 from pathlib import Path
 
 import pytest
+
 from vigil.security.devicekey import DeviceKey, seal
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+
 from vigil.system.devicelog import MAJOR_TYPES, DeviceLog, LogRecord
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)

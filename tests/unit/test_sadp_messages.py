@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+
 from vigil.discovery.sadp_messages import (
     DEVICE_FIELDS,
     MAX_DATAGRAM,

@@ -16,7 +16,6 @@ import sys
 from collections.abc import Sequence
 
 from vigil.discovery.sadp_messages import ACTIVATE, SADP_GROUP, SADP_PORT, SUCCESS, UPDATE
-
 from vigil_tools.sadp_client import (
     DEFAULT_TIMEOUT,
     LIMITED_BROADCAST,

@@ -41,6 +41,15 @@ def _is_loopback(address: str) -> bool:
         return False
 
 
+@routes.get("/ISAPI/Security/challenge")
+@public
+async def activation_challenge(request: web.Request) -> web.Response:
+    """The device's public key and a fresh challenge, to seal a first password for plain HTTP."""
+    key = context(request).device_key
+    content = {"publicKey": key.public_key_b64(), "challenge": key.challenge()}
+    return xml_response(render("Challenge", content))
+
+
 @routes.put("/ISAPI/System/activate")
 @public
 async def activate(request: web.Request) -> web.Response:
