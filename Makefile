@@ -10,6 +10,7 @@ APT_STAMP := $(VENV)/.apt-installed
 # iproute2 (network namespaces for discovery tests).
 APT_PACKAGES := curl chrony iproute2
 DATA_DIR ?= .vigil-data
+VIGILD_ARGS ?=
 
 .PHONY: setup run test lint clean
 
@@ -32,7 +33,7 @@ $(APT_STAMP): Makefile
 	mkdir -p $(VENV) && touch $@
 
 run: setup
-	$(BIN)/vigild --board sim --data-dir $(DATA_DIR)
+	$(BIN)/vigild --board sim --data-dir $(DATA_DIR) $(VIGILD_ARGS)
 
 test: setup
 	$(BIN)/pytest -q

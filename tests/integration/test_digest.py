@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import requests
+import urllib3
 from requests.auth import HTTPDigestAuth
 
 from tests.vigild import ADMIN_PASSWORD, Vigild
@@ -101,3 +102,19 @@ def test_basic_is_refused_over_plain_http(device: Vigild) -> None:
     )
     assert reply.status_code == 401
     assert not any(c.startswith("Basic") for c in reply.raw.headers.getlist("WWW-Authenticate"))
+
+
+def test_basic_only_when_enabled_and_only_over_tls(device: Vigild) -> None:
+    urllib3.disable_warnings()
+    https = f"{device.https_url}/ISAPI/System/deviceInfo"
+    basic = ("admin", ADMIN_PASSWORD)
+    assert requests.get(https, auth=basic, verify=False, timeout=5).status_code == 401
+    body = "<WebCertificate><CertificateType>digest/basic</CertificateType></WebCertificate>"
+    assert device.put(f"{SECURITY}/webCertificate", body).status_code == 200
+    over_tls = requests.get(https, auth=basic, verify=False, timeout=5)
+    assert over_tls.status_code == 200
+    plain = requests.get(f"{device.url}/ISAPI/System/deviceInfo", auth=basic, timeout=5)
+    assert plain.status_code == 401
+    assert all(c.startswith("Digest") for c in plain.raw.headers.getlist("WWW-Authenticate"))
+    wrong = requests.get(https, auth=("admin", "Wrong-Pass-1"), verify=False, timeout=5)
+    assert wrong.status_code == 401

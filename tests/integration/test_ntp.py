@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -256,3 +257,30 @@ async def test_no_server_configured(clock: SimClock) -> None:
     with pytest.raises(NtpError, match="no NTP server"):
         await sync.sync_once()
     assert results.calls[0][0] is False
+
+
+def test_device_follows_ntp_set_over_isapi(ntp_port: int, vigild_factory) -> None:  # type: ignore[no-untyped-def]
+    """The whole path a user takes: set the clock wrong, point it at NTP, watch it come right."""
+    device = vigild_factory().start()
+    device.activate()
+    ns = "{http://www.hikvision.com/ver20/XMLSchema}"
+    wrong = "<Time><timeMode>manual</timeMode><localTime>2001-01-01T00:00:00Z</localTime></Time>"
+    assert device.put("/ISAPI/System/time", wrong).status_code == 200
+    server = ("<NTPServer><id>1</id><addressingFormatType>ipaddress</addressingFormatType>"
+              f"<ipAddress>127.0.0.1</ipAddress><portNo>{ntp_port}</portNo>"
+              "<synchronizeInterval>60</synchronizeInterval></NTPServer>")  # fmt: skip
+    assert device.put("/ISAPI/System/time/ntpServers/1", server).status_code == 200
+    assert device.put("/ISAPI/System/time", "<Time><timeMode>NTP</timeMode></Time>").ok
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        doc = ET.fromstring(device.get("/ISAPI/System/time").content)
+        local = datetime.fromisoformat(doc.findtext(f"{ns}localTime") or "")
+        if abs((local - datetime.now(UTC)).total_seconds()) < 2:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"device time stayed at {local}")
+    query = ("<CMSearchDescription><metaId>log.std-cgi.com/Information/ntpSync</metaId>"
+             "</CMSearchDescription>")  # fmt: skip
+    found = ET.fromstring(device.post("/ISAPI/ContentMgmt/logSearch", query).content)
+    assert int(found.findtext(f"{ns}totalMatches") or 0) >= 1
