@@ -225,7 +225,7 @@ class Vigil:
     ) -> None:
         for settings in new:
             if settings not in old:
-                name = self.board.network.interfaces[settings.id - 1]
+                name = self.board.interface_name(settings.id)
                 await self.network.apply(name, settings)
                 log.info("network interface %s reconfigured", name)
         self.sadp.refresh_multicast()  # group membership follows the interfaces' addresses

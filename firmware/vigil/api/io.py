@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
 
 from aiohttp import web
 
 from vigil.api.context import context
-from vigil.api.errors import IsapiError, bad_parameters
+from vigil.api.errors import IsapiError, bad_parameters, not_found
 from vigil.api.xml import XmlIn, parse, response_status
 from vigil.config.model import Config
 from vigil.config.schema import ConfigError
@@ -60,3 +61,19 @@ async def config_change(request: web.Request, change: Callable[[Config], Config]
         return await context(request).store.update(change)
     except ConfigError as exc:
         raise bad_parameters(str(exc)) from None
+
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
+Item = TypeVar("Item", bound=_HasId)
+
+
+def by_url_id(request: web.Request, items: Sequence[Item], what: str) -> Item:
+    """The item whose id is the URL's `{id}`, or a 404 naming what was looked for."""
+    found = next((i for i in items if str(i.id) == request.match_info["id"]), None)
+    if found is None:
+        raise not_found(f"no such {what}")
+    return found

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from vigil.api.context import context
 from vigil.api.errors import bad_parameters, not_found
-from vigil.api.io import config_change, ok, read_xml, xml_response
+from vigil.api.io import by_url_id, config_change, ok, read_xml, xml_response
 from vigil.api.xml import XmlIn, render
 from vigil.config.model import NetworkInterface
 
@@ -18,7 +18,10 @@ routes = web.RouteTableDef()
 
 def _interface_doc(request: web.Request, settings: NetworkInterface) -> dict[str, Any]:
     ctx = context(request)
-    name = ctx.board.network.interfaces[settings.id - 1]
+    try:
+        name = ctx.board.interface_name(settings.id)
+    except KeyError as exc:
+        raise not_found(str(exc)) from None
     state = ctx.network.state(name)
     dns = [*state.dns, "", ""]
     return {
@@ -43,11 +46,7 @@ def _interface_doc(request: web.Request, settings: NetworkInterface) -> dict[str
 
 
 def _interface(request: web.Request) -> NetworkInterface:
-    interfaces = context(request).store.current.network
-    found = next((i for i in interfaces if str(i.id) == request.match_info["id"]), None)
-    if found is None:
-        raise not_found("no such network interface")
-    return found
+    return by_url_id(request, context(request).store.current.network, "network interface")
 
 
 @routes.get("/ISAPI/System/Network/interfaces")

@@ -10,8 +10,8 @@ from aiohttp import web
 
 from vigil.api.auth import ADMINISTRATOR, AUTHENTICATED, requires
 from vigil.api.context import context
-from vigil.api.errors import IsapiError, bad_parameters, invalid_operation, not_found
-from vigil.api.io import config_change, ok, read_xml, xml_response
+from vigil.api.errors import IsapiError, bad_parameters, invalid_operation
+from vigil.api.io import by_url_id, config_change, ok, read_xml, xml_response
 from vigil.api.xml import XmlIn, render
 from vigil.config.model import PERMISSIONS, IpFilterSettings, PortSettings, User
 from vigil.security.accounts import AccountError
@@ -71,11 +71,7 @@ async def add_user(request: web.Request) -> web.Response:
 
 
 def _user_by_id(request: web.Request) -> User:
-    users = context(request).store.current.users
-    found = next((u for u in users if str(u.id) == request.match_info["id"]), None)
-    if found is None:
-        raise not_found("no such user")
-    return found
+    return by_url_id(request, context(request).store.current.users, "user")
 
 
 @routes.get("/ISAPI/Security/users/{id}")

@@ -13,8 +13,8 @@ from aiohttp import web
 
 from vigil.api.auth import ADMINISTRATOR, peer_address, public, requires
 from vigil.api.context import context
-from vigil.api.errors import IsapiError, bad_parameters, device_error, not_found
-from vigil.api.io import config_change, ok, read_body, read_xml, xml_response
+from vigil.api.errors import IsapiError, bad_parameters, device_error
+from vigil.api.io import by_url_id, config_change, ok, read_body, read_xml, xml_response
 from vigil.api.xml import XmlIn, render
 from vigil.board.clock import ClockError, local_iso, parse_local_iso
 from vigil.config.export import BundleError, export_bundle, import_bundle
@@ -307,11 +307,7 @@ async def put_ntp_server(request: web.Request) -> web.Response:
 
 
 def _ntp_server(request: web.Request) -> NtpServer:
-    servers = context(request).store.current.time.ntp_servers
-    found = next((s for s in servers if str(s.id) == request.match_info["id"]), None)
-    if found is None:
-        raise not_found("no such NTP server")
-    return found
+    return by_url_id(request, context(request).store.current.time.ntp_servers, "NTP server")
 
 
 async def _save_ntp_servers(request: web.Request, servers: list[NtpServer]) -> None:
@@ -379,6 +375,11 @@ async def import_configuration(request: web.Request) -> web.Response:
         raise bad_parameters(str(exc)) from None
     if "admin" not in verifiers:
         raise bad_parameters("the file has no admin password")
+    for interface in config.network:
+        try:
+            ctx.board.interface_name(interface.id)
+        except KeyError as exc:
+            raise bad_parameters(f"the file is for another board: {exc}") from None
     ctx.accounts.vault.restore(verifiers)
     await ctx.store.replace(config)
     return ok(request)

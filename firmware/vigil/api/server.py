@@ -119,8 +119,12 @@ class HttpService:
         """Rebind what changed: the new listener opens before the old one closes."""
         self._ports = new
         if new.http != old.http:
-            previous = self._sites.pop("http")
-            await self._open("http", new.http, None)
+            previous = self._sites["http"]
+            try:
+                await self._open("http", new.http, None)
+            except OSError:
+                self._sites["http"] = previous  # keep serving where we were
+                raise
             await previous.stop()
         https_was = old.https if old.https_enabled else None
         https_now = new.https if new.https_enabled else None

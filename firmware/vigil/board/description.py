@@ -64,9 +64,11 @@ class BoardDescription:
     power: BoardPower
     ports: BoardPorts = setting(factory=BoardPorts)
 
-    @property
-    def is_sim(self) -> bool:
-        return self.board.name == "sim"
+    def interface_name(self, interface_id: int) -> str:
+        """The Linux name of configuration interface `interface_id` (1-based); KeyError if none."""
+        if not 1 <= interface_id <= len(self.network.interfaces):
+            raise KeyError(f"the board has no network interface {interface_id}")
+        return self.network.interfaces[interface_id - 1]
 
 
 def resolve_board_path(name_or_path: str) -> Path:

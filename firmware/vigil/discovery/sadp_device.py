@@ -42,7 +42,7 @@ class SadpDeviceAdapter:
 
     def probe_match_fields(self) -> dict[str, str]:
         config = self.store.current
-        state = self.network.state(self.board.network.interfaces[0])
+        state = self.network.state(self.board.interface_name(1))
         is_nvr = self.identity.device_type == "NVR"
         boot = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.identity.boot_time))
         return {
