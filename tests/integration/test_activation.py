@@ -8,6 +8,7 @@ import requests
 import urllib3
 
 from tests.vigild import ADMIN_PASSWORD, Vigild
+from vigil.api import isapi_content, isapi_network, isapi_security, isapi_system
 
 NS = "{http://www.hikvision.com/ver20/XMLSchema}"
 
@@ -72,3 +73,18 @@ def test_password_verifiers_are_private_and_apart_from_config(device: Vigild) ->
     config = (device.data_dir / "config.toml").read_text()
     assert ADMIN_PASSWORD not in config and ADMIN_PASSWORD not in vault.read_text()
     assert "passwords" not in config
+
+
+def test_every_protected_resource_refuses_before_activation(fresh_device: Vigild) -> None:
+    """Walks the application's own route table, so a new resource cannot be forgotten."""
+    checked = 0
+    for module in (isapi_system, isapi_security, isapi_network, isapi_content):
+        for route in module.routes:
+            if getattr(route.handler, "vigil_permission", None) == "public":
+                continue
+            path = route.path.replace("{id}", "1")
+            reply = requests.request(route.method, f"{fresh_device.url}{path}", timeout=5)
+            assert reply.status_code == 401, (route.method, path)
+            assert sub_status(reply) == "notActivated", (route.method, path)
+            checked += 1
+    assert checked >= 30

@@ -32,6 +32,14 @@ def test_sigterm_stops_cleanly(device: Vigild) -> None:
     assert device.stop(signal.SIGTERM) == 0
     assert not port_open(device.http_port) and not port_open(device.https_port)
     assert 'name = "Kept"' in (device.data_dir / "config.toml").read_text()
+    output = device.output()
+    assert "Traceback" not in output
+    assert "Task was destroyed" not in output and "Unclosed" not in output
+
+
+def test_sigint_stops_cleanly_too(device: Vigild) -> None:
+    assert device.stop(signal.SIGINT) == 0
+    assert not port_open(device.http_port)
     assert "Traceback" not in device.output()
 
 
