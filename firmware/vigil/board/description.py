@@ -57,12 +57,34 @@ class BoardPower:
 
 
 @dataclass(frozen=True)
+class BoardSensor:
+    """The image sensor: a V4L2 capture device, or the simulated test pattern."""
+
+    driver: str = setting("sim", choices=("sim", "v4l2"))
+    device: str = setting("/dev/video0", max_len=64)
+    max_width: int = setting(1920, min=160, max=7680)
+    max_height: int = setting(1080, min=90, max=4320)
+    max_fps: int = setting(30, min=1, max=120)
+    # Capture formats in order of preference; the driver takes the first the device offers.
+    formats: list[str] = setting(factory=lambda: ["NV12", "YUYV", "MJPEG"], max_items=8)
+
+
+@dataclass(frozen=True)
+class BoardEncoder:
+    """A hardware H.264 encoder (V4L2 mem2mem) if the SoC has one; software otherwise."""
+
+    hardware_h264: str = setting("", choices=("", "h264_v4l2m2m"))
+
+
+@dataclass(frozen=True)
 class BoardDescription:
     board: BoardInfo
     network: BoardNetwork
     clock: BoardClock
     power: BoardPower
     ports: BoardPorts = setting(factory=BoardPorts)
+    sensor: BoardSensor = setting(factory=BoardSensor)
+    encoder: BoardEncoder = setting(factory=BoardEncoder)
 
     def interface_name(self, interface_id: int) -> str:
         """The Linux name of configuration interface `interface_id` (1-based); KeyError if none."""

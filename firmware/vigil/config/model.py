@@ -179,6 +179,51 @@ class User:
         return self.level == "Administrator" or permission in self.permissions
 
 
+CODECS = ("H264", "H265", "MJPEG")
+MAX_SUB_STREAM_PIXELS = 1280 * 720  # SPEC §3: the sub stream is at most 720p
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """One encoded stream of a channel; ids follow ISAPI (101 main, 102 sub, 103 third)."""
+
+    id: int = setting(101, min=101, max=3299)
+    enabled: bool = True
+    name: str = setting("Main Stream", max_len=32, pattern=DISPLAY_TEXT)
+    codec: str = setting("H264", choices=CODECS)
+    width: int = setting(1920, min=160, max=3840)
+    height: int = setting(1080, min=90, max=2160)
+    fps: int = setting(25, min=1, max=30)
+    rate_control: str = setting("VBR", choices=("CBR", "VBR"))
+    max_bitrate_kbps: int = setting(4096, min=32, max=16384)
+    quality: int = setting(60, min=1, max=100)  # VBR picture quality (Hikvision fixedQuality)
+    gop: int = setting(50, min=1, max=400)
+    profile: str = setting("main", choices=("baseline", "main", "high"))
+
+    def check(self) -> None:
+        if not 1 <= self.id % 100 <= 3:
+            raise ValueError(f"stream {self.id}: ids are channel*100 + 1..3")
+        if self.width % 2 or self.height % 2:
+            raise ValueError("width and height must be even")
+        if self.id % 100 == 2 and self.width * self.height > MAX_SUB_STREAM_PIXELS:
+            raise ValueError("the sub stream is at most 1280x720")
+
+
+def _default_streams() -> list[StreamSettings]:
+    return [
+        StreamSettings(),
+        StreamSettings(id=102, name="Sub Stream", width=640, height=360, fps=15,
+                       max_bitrate_kbps=512, gop=30),
+        StreamSettings(id=103, name="Third Stream", enabled=False, codec="MJPEG", width=640,
+                       height=360, fps=5, max_bitrate_kbps=1024, gop=5),
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RtspSettings:
+    max_clients_per_stream: int = setting(20, min=1, max=64)
+
+
 @dataclass(frozen=True)
 class LogSettings:
     max_records: int = setting(100_000, min=1_000, max=1_000_000)
@@ -194,8 +239,13 @@ class Config:
     discovery: DiscoverySettings = setting(factory=DiscoverySettings)
     users: list[User] = setting(factory=lambda: [User()], max_items=MAX_USERS)
     log: LogSettings = setting(factory=LogSettings)
+    streams: list[StreamSettings] = setting(factory=_default_streams, max_items=96)
+    rtsp: RtspSettings = setting(factory=RtspSettings)
 
     def check(self) -> None:
+        stream_ids = [s.id for s in self.streams]
+        if len(set(stream_ids)) != len(stream_ids):
+            raise ValueError("stream ids must be unique")
         ids = [u.id for u in self.users]
         names = [u.name for u in self.users]
         if len(set(ids)) != len(ids) or len(set(names)) != len(names):
@@ -205,6 +255,9 @@ class Config:
         iface_ids = [n.id for n in self.network]
         if len(set(iface_ids)) != len(iface_ids):
             raise ValueError("network interface ids must be unique")
+
+    def stream(self, stream_id: int) -> StreamSettings | None:
+        return next((s for s in self.streams if s.id == stream_id), None)
 
     def user(self, name: str) -> User | None:
         return next((u for u in self.users if u.name == name), None)

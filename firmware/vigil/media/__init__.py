@@ -1,0 +1,1 @@
+"""The media plane: sources, encoders, StreamHub, RTP and RTSP."""

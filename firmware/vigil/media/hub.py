@@ -1,0 +1,154 @@
+"""StreamHub: the one fan-out point of a stream.
+
+Each access unit is packetized once, kept in the current-GOP cache, and offered to every
+subscriber. A new subscriber starts with the cached GOP, so its first packet is a keyframe. A
+subscriber whose queue is full (a slow client) loses its queue and waits for the next keyframe:
+it is counted, and never slows the publisher or the other subscribers. Everything here runs on
+the event loop; the encoder threads hand units over with `loop.call_soon_threadsafe(publish)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from vigil.media.frames import AccessUnit
+from vigil.media.rtp.base import Packetizer
+
+DEFAULT_QUEUE_UNITS = 100  # four seconds at 25 fps
+GOP_CACHE_LIMIT = 600  # units; bounds memory if an encoder never sends a keyframe
+RATE_WINDOW_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class RtpBatch:
+    au: AccessUnit
+    packets: tuple[bytes, ...]
+
+
+class Subscription:
+    def __init__(self, hub: StreamHub, limit: int) -> None:
+        self.hub = hub
+        self._limit = limit
+        self._queue: deque[RtpBatch] = deque()
+        self._ready = asyncio.Event()
+        self._waiting_for_keyframe = False
+        self.closed = False
+        self.skips = 0  # times this subscriber fell behind and jumped to a keyframe
+        self.units = 0
+        self.octets = 0
+        self.started = time.monotonic()
+
+    def offer(self, batch: RtpBatch) -> None:
+        if self.closed:
+            return
+        if self._waiting_for_keyframe and not batch.au.keyframe:
+            return
+        if len(self._queue) >= self._limit:
+            self._queue.clear()
+            self.skips += 1
+            self._waiting_for_keyframe = not batch.au.keyframe
+            if self._waiting_for_keyframe:
+                return
+        self._waiting_for_keyframe = False
+        self._queue.append(batch)
+        self._ready.set()
+
+    async def next(self) -> RtpBatch | None:
+        """The next batch, or None once the subscription is closed."""
+        while not self._queue:
+            if self.closed:
+                return None
+            self._ready.clear()
+            await self._ready.wait()
+        batch = self._queue.popleft()
+        self.units += 1
+        self.octets += sum(len(p) for p in batch.packets)
+        return batch
+
+    def close(self) -> None:
+        self.closed = True
+        self._queue.clear()
+        self._ready.set()
+        self.hub.unsubscribe(self)
+
+
+class StreamHub:
+    def __init__(
+        self, stream_id: int, packetizer: Packetizer, *, queue_units: int = DEFAULT_QUEUE_UNITS
+    ) -> None:
+        self.stream_id = stream_id
+        self.packetizer = packetizer
+        self._queue_units = queue_units
+        self._gop: list[RtpBatch] = []
+        self._subscribers: set[Subscription] = set()
+        self._recent: deque[tuple[float, int]] = deque()  # (time, octets) for the bit rate
+        self._keyframe_seen = asyncio.Event()
+        self.last_unit: AccessUnit | None = None
+
+    # -- publishing ---------------------------------------------------------------------------
+    def publish(self, au: AccessUnit) -> None:
+        batch = RtpBatch(au, tuple(self.packetizer.packetize(au)))
+        if au.keyframe:
+            self._gop = []
+            self._keyframe_seen.set()
+        if self._keyframe_seen.is_set() and len(self._gop) < GOP_CACHE_LIMIT:
+            self._gop.append(batch)
+        self.last_unit = au
+        self._count(au)
+        for subscriber in list(self._subscribers):
+            subscriber.offer(batch)
+
+    def _count(self, au: AccessUnit) -> None:
+        now = time.monotonic()
+        self._recent.append((now, len(au.data)))
+        while self._recent and now - self._recent[0][0] > RATE_WINDOW_S:
+            self._recent.popleft()
+
+    def replace_packetizer(self, packetizer: Packetizer) -> None:
+        """A new codec: the old description no longer holds, so current subscribers end."""
+        self.packetizer = packetizer
+        self._gop = []
+        self._keyframe_seen.clear()
+        for subscriber in list(self._subscribers):
+            subscriber.close()
+
+    # -- subscribing --------------------------------------------------------------------------
+    def subscribe(self) -> Subscription:
+        subscription = Subscription(self, self._queue_units)
+        for batch in self._gop:
+            subscription.offer(batch)
+        self._subscribers.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self._subscribers.discard(subscription)
+
+    async def wait_ready(self, timeout: float) -> bool:
+        """Wait until a keyframe (and so the parameter sets for the SDP) has been seen."""
+        try:
+            await asyncio.wait_for(self._keyframe_seen.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    # -- statistics ---------------------------------------------------------------------------
+    @property
+    def subscribers(self) -> frozenset[Subscription]:
+        return frozenset(self._subscribers)
+
+    @property
+    def bitrate_kbps(self) -> float:
+        if len(self._recent) < 2:
+            return 0.0
+        span = self._recent[-1][0] - self._recent[0][0]
+        return sum(size for _, size in self._recent) * 8 / 1000 / span if span > 0 else 0.0
+
+    @property
+    def frame_rate(self) -> float:
+        if len(self._recent) < 2:
+            return 0.0
+        span = self._recent[-1][0] - self._recent[0][0]
+        return (len(self._recent) - 1) / span if span > 0 else 0.0
