@@ -50,7 +50,9 @@ def _fill(parent: ET.Element, content: Mapping[str, Any]) -> None:
             if isinstance(item, Mapping):
                 attrs = {k[1:]: _text(v) for k, v in item.items() if k.startswith("@")}
                 child.attrib.update(attrs)
-                _fill(child, {k: v for k, v in item.items() if not k.startswith("@")})
+                if "#text" in item:
+                    child.text = _text(item["#text"])
+                _fill(child, {k: v for k, v in item.items() if k[0] not in "@#"})
             else:
                 child.text = _text(item)
 
@@ -59,7 +61,7 @@ def render(root: str, content: Mapping[str, Any]) -> bytes:
     """`render("DeviceInfo", {"deviceName": "x"})` -> the XML document as bytes.
 
     Values: scalars become text, mappings nest, lists repeat the tag, keys starting with `@`
-    are attributes, None is left out.
+    are attributes, `#text` is the text beside them, None is left out.
     """
     element = ET.Element(root, {"version": "2.0", "xmlns": NAMESPACE})
     _fill(element, content)
