@@ -1,0 +1,131 @@
+"""H.265 over RTP (RFC 7798): single NAL unit packets, aggregation packets and fragmentation units.
+
+No DONL fields: the stream is sent in decoding order (sprop-max-don-diff is 0, the default).
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+
+from vigil.media.frames import AccessUnit
+from vigil.media.rtp.h264 import DYNAMIC_PAYLOAD_TYPE, split_annex_b
+from vigil.media.rtp.packet import Fragment, RtpPacketizer
+
+NAL_VPS = 32
+NAL_SPS = 33
+NAL_PPS = 34
+NAL_AUD = 35
+AGGREGATION_PACKET = 48
+FRAGMENTATION_UNIT = 49
+
+_SIZE = struct.Struct("!H")
+
+
+class H265Packetizer(RtpPacketizer):
+    """RFC 7798 for one H.265 stream.
+
+    NAL units that fit are aggregated into APs while they fit together; larger ones are split
+    into FUs; access unit delimiters are dropped as for H.264. The latest VPS, SPS and PPS seen
+    are kept for the SDP.
+    """
+
+    payload_type = DYNAMIC_PAYLOAD_TYPE
+    encoding_name = "H265"
+    min_payload_size = 4  # an FU: payload header, FU header, one byte
+    vps: bytes | None = None  # set on the instance when the stream carries one
+    sps: bytes | None = None
+    pps: bytes | None = None
+
+    def packetize(self, au: AccessUnit) -> list[bytes]:
+        limit = self.max_payload_size
+        fragments: list[Fragment] = []
+        group: list[memoryview] = []  # small NAL units waiting to share an AP
+        group_size = 2  # the AP payload header
+        for nal in split_annex_b(au.data):
+            if len(nal) < 2:  # shorter than a NAL unit header: junk, not a unit
+                continue
+            nal_type = (nal[0] >> 1) & 0x3F
+            if nal_type == NAL_AUD:
+                continue
+            if NAL_VPS <= nal_type <= NAL_PPS:
+                self._keep_parameter_set(nal_type, nal)
+            size = len(nal)
+            if size > limit:
+                if group:
+                    fragments.append(_aggregate(group))
+                    group, group_size = [], 2
+                _fragment(nal, limit, fragments)
+            elif group_size + 2 + size <= limit:
+                group.append(nal)
+                group_size += 2 + size
+            else:
+                if group:
+                    fragments.append(_aggregate(group))
+                group, group_size = [nal], 4 + size
+        if group:
+            fragments.append(_aggregate(group))
+        return self._emit(fragments, au.pts)
+
+    def _keep_parameter_set(self, nal_type: int, nal: memoryview) -> None:
+        if nal_type == NAL_VPS:
+            if nal != self.vps:
+                self.vps = nal.tobytes()
+        elif nal_type == NAL_SPS:
+            if nal != self.sps:
+                self.sps = nal.tobytes()
+        elif nal != self.pps:
+            self.pps = nal.tobytes()
+
+    def fmtp(self) -> str | None:
+        parts = [
+            f"{name}={base64.b64encode(value).decode()}"
+            for name, value in (
+                ("sprop-vps", self.vps),
+                ("sprop-sps", self.sps),
+                ("sprop-pps", self.pps),
+            )
+            if value is not None
+        ]
+        return ";".join(parts) or None
+
+
+def _aggregate(group: list[memoryview]) -> Fragment:
+    """One NAL unit as it is, or several in an AP (RFC 7798 §4.4.2)."""
+    if len(group) == 1:
+        return b"", group[0]
+    forbidden = 0
+    layer = 63
+    tid = 7
+    pieces: list[bytes | memoryview] = [b""]
+    for nal in group:
+        first, second = nal[0], nal[1]
+        forbidden |= first & 0x80
+        layer = min(layer, ((first & 0x01) << 5) | (second >> 3))
+        tid = min(tid, second & 0x07)
+        pieces.append(_SIZE.pack(len(nal)))
+        pieces.append(nal)
+    # The AP header: F if any unit has it, the lowest LayerId and TID of the units.
+    pieces[0] = bytes(
+        (forbidden | (AGGREGATION_PACKET << 1) | (layer >> 5), ((layer & 0x1F) << 3) | tid)
+    )
+    return b"", b"".join(pieces)
+
+
+def _fragment(nal: memoryview, limit: int, fragments: list[Fragment]) -> None:
+    """FUs of one NAL unit (RFC 7798 §4.4.3): its header, retyped 49, then an FU header."""
+    first = (nal[0] & 0x81) | (FRAGMENTATION_UNIT << 1)
+    second = nal[1]
+    nal_type = (nal[0] >> 1) & 0x3F
+    start = bytes((first, second, 0x80 | nal_type))
+    middle = bytes((first, second, nal_type))
+    end = bytes((first, second, 0x40 | nal_type))
+    step = limit - 3
+    size = len(nal)
+    # The NAL is larger than a packet, so there are at least two fragments: never S and E at once.
+    fragments.append((start, nal[2 : 2 + step]))
+    offset = 2 + step
+    while offset + step < size:
+        fragments.append((middle, nal[offset : offset + step]))
+        offset += step
+    fragments.append((end, nal[offset:]))
