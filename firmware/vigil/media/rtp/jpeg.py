@@ -267,7 +267,7 @@ class JpegPacketizer(RtpPacketizer):
         )
         if layout.restart_interval:
             fixed += _RESTART.pack(layout.restart_interval, _UNALIGNED_RESTART)
-        step = self.max_payload_size - 4 - len(fixed)
+        step = self.max_payload_size - _U32.size - len(fixed)
         tables = layout.quantization_tables
         quant = _QUANT_HEADER.pack(0, layout.precision, len(tables)) + tables
         first = step - len(quant)
