@@ -96,7 +96,8 @@ class _Connection:
         self.writer = writer
         peer = writer.get_extra_info("peername") or ("", 0)
         local = writer.get_extra_info("sockname") or ("0.0.0.0", 0)
-        self.client = normalize_address(str(peer[0]))
+        self.peer_ip = str(peer[0])  # as the socket family writes it, for sendto
+        self.client = normalize_address(self.peer_ip)  # one spelling per host, for checks
         self.peer = f"{self.client}:{peer[1]}"
         self.local_ip = normalize_address(str(local[0]))
         self.local_port = int(local[1])
@@ -382,6 +383,10 @@ class RtspServer:
         self._connections[connection] = task
         try:
             await connection.run()
+        except asyncio.CancelledError:
+            # stop() cancels connections; this task is nobody's to await, and Python 3.11's
+            # stream callback would report a cancelled task as an error.
+            pass
         finally:
             self._connections.pop(connection, None)
 
@@ -410,8 +415,10 @@ class RtspServer:
     def _session_ended(self, session: RtspSession, reason: str) -> None:
         self._sessions.pop(session.id, None)
         sink = session.sink
-        if isinstance(sink, UdpSink) and self._udp_peers.get(sink.rtcp_address) is session:
-            del self._udp_peers[sink.rtcp_address]
+        if isinstance(sink, UdpSink):
+            key = (session.client, sink.rtcp_address[1])
+            if self._udp_peers.get(key) is session:
+                del self._udp_peers[key]
         owner = session.owner
         if isinstance(owner, _Connection):
             owner.sessions.discard(session)
@@ -530,14 +537,16 @@ class RtspServer:
             if spec.lower == "TCP":
                 channels = connection.free_channels(spec.interleaved)
                 if channels is not None:
-                    return InterleavedSink(connection.writer, channels, ssrc)
+                    return InterleavedSink(
+                        connection.writer, channels, ssrc, stall_timeout=self.session_timeout
+                    )
             elif spec.client_port is not None and self._rtp and self._rtcp and self._udp_ports:
                 # Media goes only to the address the request came from, whatever a
                 # `destination=` says: the server must not be a traffic reflector.
                 return UdpSink(
                     self._rtp,
                     self._rtcp,
-                    connection.client,
+                    connection.peer_ip,
                     spec.client_port,
                     self._udp_ports,
                     ssrc,
@@ -574,7 +583,7 @@ class RtspServer:
         self._sessions[session.id] = session
         connection.sessions.add(session)
         if isinstance(sink, UdpSink):
-            self._udp_peers[sink.rtcp_address] = session
+            self._udp_peers[(session.client, sink.rtcp_address[1])] = session
         log.info(
             "RTSP session %s started: stream %d for %s at %s over %s",
             session.id,

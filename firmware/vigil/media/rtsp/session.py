@@ -69,19 +69,32 @@ class InterleavedSink:
 
     transport_name = "TCP"
 
-    def __init__(self, writer: asyncio.StreamWriter, channels: tuple[int, int], ssrc: int):
+    def __init__(
+        self,
+        writer: asyncio.StreamWriter,
+        channels: tuple[int, int],
+        ssrc: int,
+        *,
+        stall_timeout: float,
+    ) -> None:
         self._writer = writer
         self._transport = writer.transport
         self.channels = channels
         self._ssrc = ssrc
+        self._stall_timeout = stall_timeout
 
     def header(self) -> str:
         rtp, rtcp = self.channels
         return f"RTP/AVP/TCP;unicast;interleaved={rtp}-{rtcp};ssrc={self._ssrc:08X}"
 
     async def ready(self) -> bool:
-        # drain() waits while the transport's buffer is over TCP_HIGH_WATER (set by the server).
-        await self._writer.drain()
+        # drain() waits while the transport's buffer is over TCP_HIGH_WATER (set by the
+        # server). A client that reads nothing for the session timeout is gone, even if it
+        # still sends keep-alives.
+        try:
+            await asyncio.wait_for(self._writer.drain(), self._stall_timeout)
+        except TimeoutError:
+            raise ConnectionError("the client stopped reading") from None
         return True
 
     def send(self, packets: tuple[bytes, ...]) -> None:
