@@ -480,7 +480,9 @@ class V4L2Sensor:
         self._poll = None
         self._decoder = None
         self._format = None
-        log.info("V4L2 sensor %s closed", self._sensor.device)
+        if self.negotiated is not None:  # a failed open was not a capture that stopped
+            self.negotiated = None
+            log.info("V4L2 sensor %s closed", self._sensor.device)
 
     @property
     def size(self) -> tuple[int, int]:
