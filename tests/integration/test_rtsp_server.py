@@ -1,7 +1,8 @@
 """The RTSP server with real clients over loopback: ffprobe, ffmpeg, GStreamer, raw sockets.
 
 The server runs in-process on its own event loop thread, fed by a real StreamHub with the
-real H.264 packetizer, itself fed by libx264 (PyAV) encoding `testsrc2` at real time. Auth is
+real H.264 packetizer, fed by the real channel: the simulated sensor (`testsrc2` at real time)
+and the channel's libx264 encoder. Auth is
 the device's own adapter over real Accounts, a real PasswordVault and a real Lockout, so the
 Digest exchange each client does is checked exactly as on the device.
 """
@@ -20,20 +21,20 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, TypeVar
 
-import av
 import pytest
 
-from vigil.config.model import Config, RtspSettings, SecuritySettings
+from vigil.board.description import BoardSensor
+from vigil.config.model import Config, RtspSettings, SecuritySettings, StreamSettings
 from vigil.config.store import ConfigStore
-from vigil.media.frames import RTP_CLOCK, AccessUnit
+from vigil.media.channel import VideoChannel
 from vigil.media.hub import StreamHub
 from vigil.media.rtp import make_packetizer
 from vigil.media.rtsp import AccountsRtspAuth, RtspServer, SessionInfo
 from vigil.media.rtsp.auth import RtspDigest
+from vigil.media.source import SimSensor
 from vigil.security.accounts import Accounts
 from vigil.security.lockout import Lockout
 from vigil.security.passwords import PasswordVault
@@ -46,51 +47,12 @@ MAIN = "/Streaming/Channels/101"
 T = TypeVar("T")
 
 
-# -- the media source: libx264 at real time -------------------------------------------------
-class Feeder(threading.Thread):
-    """Encodes testsrc2 with libx264 (zero latency, a keyframe every second, in-band SPS/PPS)
-    and publishes each access unit to the hub on its event loop, paced at real time."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, hub: StreamHub) -> None:
-        super().__init__(name="rtsp-test-feeder", daemon=True)
-        self.loop, self.hub = loop, hub
-        self.stopping = threading.Event()
-        self.units = 0
-
-    def run(self) -> None:
-        source = av.open(f"testsrc2=size={WIDTH}x{HEIGHT}:rate={FPS}", format="lavfi")
-        encoder = av.CodecContext.create("libx264", "w")
-        encoder.width, encoder.height, encoder.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        encoder.time_base, encoder.framerate = Fraction(1, FPS), Fraction(FPS)
-        encoder.options = {
-            "preset": "ultrafast",
-            "tune": "zerolatency",
-            "x264-params": f"repeat-headers=1:keyint={FPS}:min-keyint={FPS}:scenecut=0",
-        }
-        start = time.monotonic()
-        try:
-            for index, frame in enumerate(source.decode(video=0)):
-                if self.stopping.is_set():
-                    return
-                frame.pts = index
-                for packet in encoder.encode(frame.reformat(format="yuv420p")):
-                    unit = AccessUnit(
-                        101,
-                        "H264",
-                        bytes(packet),
-                        index * RTP_CLOCK // FPS,
-                        packet.is_keyframe,
-                        time.monotonic(),
-                        WIDTH,
-                        HEIGHT,
-                    )
-                    self.loop.call_soon_threadsafe(self.hub.publish, unit)
-                    self.units += 1
-                delay = start + (index + 1) / FPS - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-        finally:
-            source.close()
+# -- the media source: the simulated sensor and the channel's libx264 encoder ----------------
+# A keyframe every second; the best quality so there are enough bytes for a stalled reader to
+# fill its buffers (and be skipped) within a few seconds.
+STREAM = StreamSettings(
+    id=101, width=WIDTH, height=HEIGHT, fps=FPS, gop=FPS, quality=100, max_bitrate_kbps=8192
+)
 
 
 # -- the rig: event loop thread, hub, auth, servers -----------------------------------------
@@ -113,8 +75,9 @@ class Rig:
         self.servers: list[RtspServer] = []
         self.locks: list[tuple[str, int]] = []
         self.hub = self.run(self._make_hub())
-        self.feeder = Feeder(self.loop, self.hub)
-        self.feeder.start()
+        self.channel = VideoChannel(1, SimSensor(BoardSensor()), self.hub.publish, self.loop)
+        self.channel.configure([STREAM])
+        self.run(self.channel.start())
         self.accounts, self.auth = self.run(self._make_auth(data / "device", activated=True))
         self.limits = Limits()
         self.main = self.start_server(limits=self.limits)
@@ -186,8 +149,7 @@ class Rig:
     def close(self) -> None:
         for server in list(self.servers):
             self.stop_server(server)
-        self.feeder.stopping.set()
-        self.feeder.join(10)
+        self.run(self.channel.stop())
 
         async def leftovers() -> set[asyncio.Task[Any]]:
             return asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[operator]
