@@ -235,7 +235,13 @@ class VideoChannel:
                 continue
             try:
                 # A new encoder: its first unit is a keyframe with the new parameters.
-                encoder = VideoEncoder(stream_id, settings, self._hardware_h264, epoch=self._epoch)
+                encoder = VideoEncoder(
+                    stream_id,
+                    settings,
+                    self._hardware_h264,
+                    epoch=self._epoch,
+                    after_pts=current.encoder.last_pts if current is not None else -1,
+                )
             except Exception:  # one stream's bad settings must not stop the others
                 log.exception("channel %d: stream %d cannot be encoded", self.channel, stream_id)
                 self._streams.pop(stream_id, None)

@@ -187,16 +187,18 @@ class VideoEncoder:
         hardware_h264: str = "",
         *,
         epoch: float | None = None,
+        after_pts: int = -1,
     ) -> None:
         """`epoch`: the monotonic time of pts 0; the channel passes one for all its encoders so
-        that a rebuilt encoder goes on with increasing timestamps. Default: the first frame."""
+        that a rebuilt encoder goes on with increasing timestamps (all later than `after_pts`,
+        the last one of the encoder it replaces). Default: the first frame."""
         self.stream_id = stream_id
         self.settings = settings
         self.codec = settings.codec
         self.width = settings.width
         self.height = settings.height
         self._epoch = epoch
-        self._last_pts = -1
+        self.last_pts = after_pts
         self._pending: dict[int, float] = {}
         self._flushed = False
         self._keeper = ParameterSetKeeper(self.codec) if self.codec in PARAMETER_SETS else None
@@ -238,6 +240,8 @@ class VideoEncoder:
             # A fixed quantizer: qscale mode with qmin = qmax pins every frame to it.
             ctx.qscale = True
             ctx.qmin = ctx.qmax = mjpeg_qscale(s.quality)
+            # RTP/JPEG (RFC 2435) receivers assume the standard Huffman tables.
+            ctx.options = {"huffman": "default"}
             name, pix_fmt = "mjpeg", "yuvj420p"
         ctx.gop_size = s.gop
         ctx.open()
@@ -247,10 +251,14 @@ class VideoEncoder:
         """Scale and convert in swscale, encode, and return the units that came out."""
         if self._epoch is None:
             self._epoch = captured.captured_at
-        pts = round((captured.captured_at - self._epoch) * RTP_CLOCK)
-        if pts <= self._last_pts:  # never the same or an earlier time for the next picture
-            pts = self._last_pts + 1
-        self._last_pts = pts
+        # Timestamps sit on the stream's own frame grid: a 15 fps stream taken from a 25 fps
+        # capture would otherwise carry 40/80 ms steps, and clients would read it as 25 fps.
+        fps = self.settings.fps
+        slot = round((captured.captured_at - self._epoch) * fps)
+        pts = slot * RTP_CLOCK // fps
+        if pts <= self.last_pts:  # never the same or an earlier time for the next picture
+            pts = self.last_pts + RTP_CLOCK // fps
+        self.last_pts = pts
         frame = captured.frame.reformat(self.width, self.height, self._pix_fmt)
         frame.pts = pts
         frame.time_base = TIME_BASE
@@ -271,7 +279,7 @@ class VideoEncoder:
 
     def _unit(self, packet: Any) -> AccessUnit:
         data = bytes(packet)
-        pts = packet.pts if packet.pts is not None else self._last_pts
+        pts = packet.pts if packet.pts is not None else self.last_pts
         epoch = self._epoch or 0.0
         captured_at = self._pending.pop(pts, epoch + pts / RTP_CLOCK)
         keyframe = bool(packet.is_keyframe) or self.codec == "MJPEG"
