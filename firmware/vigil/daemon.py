@@ -34,6 +34,8 @@ from vigil.config.store import ConfigStore
 from vigil.discovery.mdns import MdnsAdvertiser
 from vigil.discovery.sadp import SadpResponder
 from vigil.discovery.sadp_device import SadpDeviceAdapter
+from vigil.media.rtsp.auth import AccountsRtspAuth, RtspDigest
+from vigil.media.service import MediaService
 from vigil.security.accounts import Accounts
 from vigil.security.devicekey import DeviceKey
 from vigil.security.digest import DigestAuth
@@ -127,11 +129,29 @@ class Vigil:
         self.devicelog.record(
             "Information", "startDVR", details=f"Vigil {self.identity.firmware_version}"
         )
+        await self._start_media()
         await self._start_http()
         await self.ntp.start()
         self._stop_steps.append(self.ntp.stop)
         await self._start_discovery()
         self._subscribe()
+
+    async def _start_media(self) -> None:
+        rtsp_auth = AccountsRtspAuth(
+            RtspDigest(REALM, self._ha1),
+            self.accounts,
+            self.lockout,
+            lambda: self.store.current.security,
+        )
+        self.media = MediaService(
+            self.board,
+            self.store,
+            bind=self.bind,
+            rtsp_auth=rtsp_auth,
+            allow=self.ipfilter.allows,
+        )
+        await self.media.start()
+        self._stop_steps.append(self.media.stop)
 
     async def _start_http(self) -> None:
         cert, key = ensure_certificate(self.data_dir / "secrets", f"vigil-{self.identity.serial}")
@@ -152,6 +172,7 @@ class Vigil:
                 check_ports=self._check_ports,
                 sync_time=self.ntp.sync_once,
             ),
+            media=self.media,
         )
         self.http = HttpService(
             build_app(ctx),
@@ -209,6 +230,8 @@ class Vigil:
     def _subscribe(self) -> None:
         store = self.store
         store.subscribe("ports", self.http.apply)
+        store.subscribe("ports", self.media.apply_ports)
+        store.subscribe("streams", self.media.apply_streams)
         store.subscribe("security", self._apply_security)
         store.subscribe("time", self.ntp.apply)
         store.subscribe("network", self._apply_network)

@@ -123,9 +123,12 @@ def test_names_and_arguments_are_checked() -> None:
 
 
 def test_services_follow_the_port_settings() -> None:
-    # RTSP is advertised once the daemon serves it (the daemon passes it to update() then).
     assert services_for(PortSettings(http=80, https=443, rtsp=554)) == [
         ("_http._tcp", 80),
+        ("_rtsp._tcp", 554),
         ("_https._tcp", 443),
     ]
-    assert services_for(PortSettings(https_enabled=False)) == [("_http._tcp", 80)]
+    assert services_for(PortSettings(https_enabled=False)) == [
+        ("_http._tcp", 80),
+        ("_rtsp._tcp", 554),
+    ]

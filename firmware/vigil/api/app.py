@@ -6,7 +6,13 @@ import logging
 
 from aiohttp import web
 
-from vigil.api import isapi_content, isapi_network, isapi_security, isapi_system
+from vigil.api import (
+    isapi_content,
+    isapi_network,
+    isapi_security,
+    isapi_streaming,
+    isapi_system,
+)
 from vigil.api.auth import Handler, auth_middleware, peer_address
 from vigil.api.context import CONTEXT, ApiContext, context
 from vigil.api.errors import IsapiError, not_found
@@ -58,6 +64,6 @@ def build_app(ctx: ApiContext) -> web.Application:
         client_max_size=APP_BODY_LIMIT,
     )
     app[CONTEXT] = ctx
-    for module in (isapi_system, isapi_security, isapi_network, isapi_content):
+    for module in (isapi_system, isapi_security, isapi_network, isapi_content, isapi_streaming):
         app.router.add_routes(module.routes)
     return app

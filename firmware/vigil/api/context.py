@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 
@@ -31,6 +31,36 @@ class SystemControl:
     sync_time: Callable[[], Awaitable[float]]
 
 
+@dataclass(frozen=True)
+class StreamStatus:
+    stream_id: int
+    enabled: bool
+    bitrate_kbps: float
+    frame_rate: float
+    clients: int
+
+
+@dataclass(frozen=True)
+class ClientStatus:
+    stream_id: int
+    address: str
+    user: str
+    transport: str
+    started: float  # time.time()
+    octets: int
+    skips: int
+
+
+class MediaControl(Protocol):
+    """The media plane as the API sees it (implemented by `media.service.MediaService`)."""
+
+    def stream_status(self) -> list[StreamStatus]: ...
+
+    def client_status(self) -> list[ClientStatus]: ...
+
+    async def snapshot(self, channel: int, width: int, height: int, quality: int) -> bytes: ...
+
+
 @dataclass
 class ApiContext:
     board: BoardDescription
@@ -44,6 +74,7 @@ class ApiContext:
     network: NetworkDriver
     device_key: DeviceKey
     system: SystemControl
+    media: MediaControl
 
 
 CONTEXT = web.AppKey("vigil_context", ApiContext)

@@ -48,12 +48,8 @@ def host_label(name: str) -> str:
 
 
 def services_for(ports: PortSettings) -> list[tuple[str, int]]:
-    """The services a device with these ports offers (HTTPS only when it is on).
-
-    RTSP joins the list when the daemon serves RTSP; advertising a port nobody listens on
-    would send clients to a dead end.
-    """
-    services = [("_http._tcp", ports.http)]
+    """The services a device with these ports offers (HTTPS only when it is on)."""
+    services = [("_http._tcp", ports.http), ("_rtsp._tcp", ports.rtsp)]
     if ports.https_enabled:
         services.append(("_https._tcp", ports.https))
     return services

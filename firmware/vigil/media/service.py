@@ -1,0 +1,140 @@
+"""The media service: channel 1's capture and encoders, a StreamHub per stream, the RTSP server.
+
+It follows the configuration live: a stream whose settings change has its encoder rebuilt at
+the next frame (clients keep their session); a stream whose codec changes gets a new packetizer,
+which ends the sessions that were described with the old codec; an RTSP port change rebinds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from vigil.api.context import ClientStatus, StreamStatus
+from vigil.board.description import BoardDescription
+from vigil.config.model import PortSettings, StreamSettings
+from vigil.config.store import ConfigStore
+from vigil.media.channel import VideoChannel
+from vigil.media.frames import AccessUnit
+from vigil.media.hub import StreamHub
+from vigil.media.rtp import make_packetizer
+from vigil.media.rtsp.auth import RtspAuth
+from vigil.media.rtsp.server import RtspServer
+from vigil.media.source import make_source
+
+log = logging.getLogger(__name__)
+LOCAL_CHANNEL = 1
+
+
+class MediaService:
+    def __init__(
+        self,
+        board: BoardDescription,
+        store: ConfigStore,
+        *,
+        bind: str,
+        rtsp_auth: RtspAuth,
+        allow: Callable[[str], bool],
+    ) -> None:
+        self.board, self.store, self.bind = board, store, bind
+        self._auth, self._allow = rtsp_auth, allow
+        self.hubs: dict[int, StreamHub] = {}
+        self.channel: VideoChannel | None = None
+        self.rtsp: RtspServer | None = None
+
+    def _local_streams(self) -> list[StreamSettings]:
+        return [s for s in self.store.current.streams if s.id // 100 == LOCAL_CHANNEL]
+
+    async def start(self) -> None:
+        streams = self._local_streams()
+        self.hubs = {s.id: StreamHub(s.id, make_packetizer(s.codec)) for s in streams}
+        self.channel = VideoChannel(
+            LOCAL_CHANNEL,
+            make_source(self.board.sensor),
+            self._publish,
+            asyncio.get_running_loop(),
+            self.board.encoder.hardware_h264,
+        )
+        self.channel.configure(streams)
+        await self.channel.start()
+        self.rtsp = RtspServer(
+            hubs=self._hub_if_enabled,
+            auth=self._auth,
+            settings=lambda: self.store.current.rtsp,
+            bind=self.bind,
+            port=self.store.current.ports.rtsp,
+            allow=self._allow,
+        )
+        await self.rtsp.start()
+
+    async def stop(self) -> None:
+        if self.rtsp is not None:
+            await self.rtsp.stop()
+        if self.channel is not None:
+            await self.channel.stop()
+
+    def _publish(self, au: AccessUnit) -> None:
+        hub = self.hubs.get(au.stream_id)
+        if hub is not None:
+            hub.publish(au)
+
+    def _hub_if_enabled(self, stream_id: int) -> StreamHub | None:
+        stream = self.store.current.stream(stream_id)
+        return self.hubs.get(stream_id) if stream is not None and stream.enabled else None
+
+    # -- live changes -------------------------------------------------------------------------
+    async def apply_streams(self, old: list[StreamSettings], new: list[StreamSettings]) -> None:
+        before = {s.id: s for s in old}
+        for stream in new:
+            previous = before.get(stream.id)
+            hub = self.hubs.get(stream.id)
+            if hub is not None and previous is not None and previous.codec != stream.codec:
+                hub.replace_packetizer(make_packetizer(stream.codec))
+                log.info("stream %d now %s; its sessions end", stream.id, stream.codec)
+            if hub is not None and previous is not None and not stream.enabled:
+                for subscription in hub.subscribers:
+                    subscription.close()
+        if self.channel is not None:
+            self.channel.configure(self._local_streams())
+
+    async def apply_ports(self, old: PortSettings, new: PortSettings) -> None:
+        if self.rtsp is not None and new.rtsp != old.rtsp:
+            await self.rtsp.apply_port(new.rtsp)
+
+    # -- what the API shows -------------------------------------------------------------------
+    def stream_status(self) -> list[StreamStatus]:
+        result = []
+        for stream in self._local_streams():
+            hub = self.hubs[stream.id]
+            result.append(
+                StreamStatus(
+                    stream_id=stream.id,
+                    enabled=stream.enabled,
+                    bitrate_kbps=hub.bitrate_kbps,
+                    frame_rate=hub.frame_rate,
+                    clients=len(hub.subscribers),
+                )
+            )
+        return result
+
+    def client_status(self) -> list[ClientStatus]:
+        if self.rtsp is None:
+            return []
+        return [
+            ClientStatus(
+                stream_id=s.stream_id,
+                address=s.client,
+                user=s.user,
+                transport=s.transport,
+                started=s.started,
+                octets=s.octets,
+                skips=s.skips,
+            )
+            for s in self.rtsp.sessions()
+        ]
+
+    async def snapshot(self, channel: int, width: int, height: int, quality: int) -> bytes:
+        if channel != LOCAL_CHANNEL or self.channel is None:
+            raise LookupError(f"no video channel {channel}")
+        return await self.channel.snapshot(width, height, quality)
