@@ -325,6 +325,22 @@ class RawClient:
             status = int(lines[0].split(" ")[1])
             return Reply(status, headers, rest[:length])  # type: ignore[arg-type]
 
+    def read_frames(self, seconds: float) -> list[tuple[int, bytes]]:
+        """The interleaved frames that arrive within `seconds` (the socket is kept drained)."""
+        frames: list[tuple[int, bytes]] = []
+        end = time.monotonic() + seconds
+        self.sock.settimeout(0.05)
+        while time.monotonic() < end:
+            with contextlib.suppress(TimeoutError):
+                self._fill()
+            while len(self.buffer) >= 4:
+                length = struct.unpack(">H", self.buffer[2:4])[0]
+                if len(self.buffer) < 4 + length:
+                    break
+                frames.append((self.buffer[1], self.buffer[4 : 4 + length]))
+                self.buffer = self.buffer[4 + length :]
+        return frames
+
     def raw_reply(self, data: bytes) -> Reply | None:
         """Send bytes as they are; the reply, or None if the server just closed."""
         try:
@@ -367,6 +383,14 @@ class RawClient:
 
 
 RECEIVER_REPORT = struct.pack(">BBHI", 0x80, 201, 1, 0x12345678)  # an RTCP RR, no blocks
+NTP_UNIX_OFFSET = 2_208_988_800
+
+
+def check_sender_report(packet: bytes, ssrc: int) -> None:
+    """An RTCP SR (RFC 3550 §6.4.1) of the stream, carrying the wall clock of now."""
+    _, packet_type, _, sender, seconds, fraction = struct.unpack_from(">BBHIII", packet)
+    assert packet_type == 200 and sender == ssrc
+    assert abs(seconds + fraction / 2**32 - NTP_UNIX_OFFSET - time.time()) < 10
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, step: float = 0.1) -> bool:
@@ -569,13 +593,21 @@ def test_rtcp_keeps_sessions_alive_and_silence_ends_them(rig: Rig) -> None:
         rtp.settimeout(5)
         assert rtp.recv(2048)[0] >> 6 == 2  # RTP version 2 arrives on the client port
         # Keep both alive with RTCP receiver reports only, for twice the timeout.
+        frames: list[tuple[int, bytes]] = []
         end = time.monotonic() + 2 * timeout
         while time.monotonic() < end:
             rtcp.sendto(RECEIVER_REPORT, server_rtcp)
             tcp_client.sock.sendall(interleaved_report)
-            drain(tcp_client.sock, 0.25)
+            frames += tcp_client.read_frames(0.25)
         alive = {s.session_id for s in rig.sessions(server)}
         assert {udp_session, tcp_session} <= alive
+        # Both got sender reports: on the RTCP channel, and on the client's RTCP port.
+        ssrc = rig.call(lambda: rig.hub.packetizer.ssrc)
+        reports = [data for channel, data in frames if channel == 1]
+        assert reports and {channel for channel, _ in frames} == {0, 1}
+        check_sender_report(reports[0], ssrc)
+        rtcp.settimeout(5)
+        check_sender_report(rtcp.recv(2048), ssrc)
         # Then silence: both end, although the TCP connection stays open (and is read).
         end = time.monotonic() + 4 * timeout + 2
         while time.monotonic() < end and rig.sessions(server):

@@ -602,9 +602,13 @@ class RtspServer:
 
     async def _play(self, request: Request, connection: _Connection, user: str) -> Reply:
         session = self._owned(request, connection, user)
-        target, _ = self._target(request, connection)
+        target, hub = self._target(request, connection)
         if target.stream_id != session.stream_id:
             raise RtspError(455, "the URL names another stream")
+        if hub.packetizer is not session.packetizer:
+            # The codec changed since SETUP: the client's description is stale.
+            await session.end("stream changed")
+            raise RtspError(454, "the stream changed; describe it again")
         headers = [("Session", f"{session.id};timeout={int(self.session_timeout)}")]
         if session.state == "PLAYING":
             return Reply(200, [("Range", "npt=now-"), *headers])

@@ -207,7 +207,7 @@ class RtspSession:
         self._ending: asyncio.Task[None] | None = None
         self._last_timestamp: int | None = None
         self._last_captured = 0.0
-        self._last_sr = 0.0
+        self._last_sr = float("-inf")  # the first unit sent is followed by an SR at once
         self.ended = False
 
     # -- state --------------------------------------------------------------------------------
