@@ -288,6 +288,12 @@ class Vigil:
         host = "127.0.0.1" if self.bind in ("0.0.0.0", "::") else self.bind
         lines = [f"Vigil {self.identity.firmware_version} on board {self.board.board.name}"]
         lines += [f"  {u}ISAPI/System/deviceInfo" for u in self.http.urls(host)]
+        rtsp = self.store.current.ports.rtsp
+        lines += [
+            f"  rtsp://{host}:{rtsp}/Streaming/Channels/{s.id}"
+            for s in self.store.current.streams
+            if s.enabled
+        ]
         if not self.accounts.activated:
             https = self.http.urls(host)[-1]
             lines.append(
