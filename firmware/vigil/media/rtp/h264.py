@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import base64
 import struct
+from collections.abc import Iterator
 
 from vigil.media.frames import AccessUnit
-from vigil.media.rtp.packet import Fragment, RtpPacketizer
+from vigil.media.rtp.packet import Fragment, RtpPacketizer, group_nal_units
 
 START_CODE = b"\x00\x00\x01"
 DYNAMIC_PAYLOAD_TYPE = 96
@@ -19,6 +20,7 @@ NAL_PPS = 8
 NAL_AUD = 9
 STAP_A = 24
 FU_A = 28
+STAP_A_HEADER = 1  # the STAP-A NAL header byte
 
 _SIZE = struct.Struct("!H")
 
@@ -63,10 +65,13 @@ class H264Packetizer(RtpPacketizer):
     pps: bytes | None = None
 
     def packetize(self, au: AccessUnit) -> list[bytes]:
-        limit = self.max_payload_size
-        fragments: list[Fragment] = []
-        group: list[memoryview] = []  # small NAL units waiting to share a STAP-A
-        group_size = 1  # the STAP-A NAL header
+        fragments = group_nal_units(
+            self._units(au), self.max_payload_size, STAP_A_HEADER, _aggregate, _fragment
+        )
+        return self._emit(fragments, au.pts)
+
+    def _units(self, au: AccessUnit) -> Iterator[memoryview]:
+        """The NAL units to send, remembering the parameter sets for the SDP."""
         for nal in split_annex_b(au.data):
             nal_type = nal[0] & 0x1F
             if nal_type == NAL_AUD:
@@ -76,22 +81,7 @@ class H264Packetizer(RtpPacketizer):
                     self.sps = nal.tobytes()
             elif nal_type == NAL_PPS and nal != self.pps:
                 self.pps = nal.tobytes()
-            size = len(nal)
-            if size > limit:
-                if group:
-                    fragments.append(_aggregate(group))
-                    group, group_size = [], 1
-                _fragment(nal, limit, fragments)
-            elif group_size + 2 + size <= limit:
-                group.append(nal)
-                group_size += 2 + size
-            else:
-                if group:
-                    fragments.append(_aggregate(group))
-                group, group_size = [nal], 3 + size
-        if group:
-            fragments.append(_aggregate(group))
-        return self._emit(fragments, au.pts)
+            yield nal
 
     def fmtp(self) -> str:
         parts = ["packetization-mode=1"]

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import base64
 import struct
+from collections.abc import Iterator
 
 from vigil.media.frames import AccessUnit
 from vigil.media.rtp.h264 import DYNAMIC_PAYLOAD_TYPE, split_annex_b
-from vigil.media.rtp.packet import Fragment, RtpPacketizer
+from vigil.media.rtp.packet import Fragment, RtpPacketizer, group_nal_units
 
 NAL_VPS = 32
 NAL_SPS = 33
@@ -18,6 +19,7 @@ NAL_PPS = 34
 NAL_AUD = 35
 AGGREGATION_PACKET = 48
 FRAGMENTATION_UNIT = 49
+AP_HEADER = 2  # the aggregation packet's payload header
 
 _SIZE = struct.Struct("!H")
 
@@ -38,10 +40,13 @@ class H265Packetizer(RtpPacketizer):
     pps: bytes | None = None
 
     def packetize(self, au: AccessUnit) -> list[bytes]:
-        limit = self.max_payload_size
-        fragments: list[Fragment] = []
-        group: list[memoryview] = []  # small NAL units waiting to share an AP
-        group_size = 2  # the AP payload header
+        fragments = group_nal_units(
+            self._units(au), self.max_payload_size, AP_HEADER, _aggregate, _fragment
+        )
+        return self._emit(fragments, au.pts)
+
+    def _units(self, au: AccessUnit) -> Iterator[memoryview]:
+        """The NAL units to send, remembering the parameter sets for the SDP."""
         for nal in split_annex_b(au.data):
             if len(nal) < 2:  # shorter than a NAL unit header: junk, not a unit
                 continue
@@ -50,22 +55,7 @@ class H265Packetizer(RtpPacketizer):
                 continue
             if NAL_VPS <= nal_type <= NAL_PPS:
                 self._keep_parameter_set(nal_type, nal)
-            size = len(nal)
-            if size > limit:
-                if group:
-                    fragments.append(_aggregate(group))
-                    group, group_size = [], 2
-                _fragment(nal, limit, fragments)
-            elif group_size + 2 + size <= limit:
-                group.append(nal)
-                group_size += 2 + size
-            else:
-                if group:
-                    fragments.append(_aggregate(group))
-                group, group_size = [nal], 4 + size
-        if group:
-            fragments.append(_aggregate(group))
-        return self._emit(fragments, au.pts)
+            yield nal
 
     def _keep_parameter_set(self, nal_type: int, nal: memoryview) -> None:
         if nal_type == NAL_VPS:

@@ -13,7 +13,7 @@ import math
 import secrets
 import struct
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 from vigil.media.frames import RTP_CLOCK, AccessUnit
@@ -209,3 +209,38 @@ class RtpPacketizer(ABC):
         self.packet_count += count
         self.octet_count += sum(map(len, packets)) - RTP_HEADER_SIZE * count
         return packets
+
+
+def group_nal_units(
+    nals: Iterable[memoryview],
+    limit: int,
+    aggregate_header: int,
+    aggregate: Callable[[list[memoryview]], Fragment],
+    fragment: Callable[[memoryview, int, list[Fragment]], None],
+) -> list[Fragment]:
+    """Payloads for an access unit's NAL units (H.264 and H.265 alike).
+
+    Consecutive NAL units small enough to share one packet go into an aggregation packet
+    (STAP-A / AP, `aggregate_header` bytes plus a 2-byte size per unit); a unit larger than
+    `limit` is split into fragmentation units; the rest travel alone.
+    """
+    fragments: list[Fragment] = []
+    group: list[memoryview] = []
+    group_size = aggregate_header
+    for nal in nals:
+        size = len(nal)
+        if size > limit:
+            if group:
+                fragments.append(aggregate(group))
+                group, group_size = [], aggregate_header
+            fragment(nal, limit, fragments)
+        elif group_size + 2 + size <= limit:
+            group.append(nal)
+            group_size += 2 + size
+        else:
+            if group:
+                fragments.append(aggregate(group))
+            group, group_size = [nal], aggregate_header + 2 + size
+    if group:
+        fragments.append(aggregate(group))
+    return fragments
