@@ -18,12 +18,11 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import pytest
 
+from tests.media_samples import encode_test_pattern
 from vigil.media.frames import AccessUnit
 from vigil.media.rtp import make_packetizer
 from vigil.media.rtp.base import Packetizer
@@ -45,27 +44,10 @@ def pyav_stream(
     codec: str, width: int, height: int, pix_fmt: str, options: dict[str, str], **attributes: object
 ) -> list[bytes]:
     """FRAMES frames of FFmpeg's testsrc2 through a PyAV encoder, one bytes per access unit."""
-    source = av.open(f"testsrc2=size={width}x{height}:rate={FPS}", format="lavfi")
-    context = av.CodecContext.create(codec, "w")
-    context.width, context.height, context.pix_fmt = width, height, pix_fmt
-    context.time_base = Fraction(1, FPS)
-    context.framerate = Fraction(FPS)
-    context.gop_size = 25
-    context.options = options
-    for name, value in attributes.items():
-        setattr(context, name, value)
-    packets: list[av.Packet] = []
-    try:
-        for index, frame in enumerate(source.decode(video=0)):
-            if index == FRAMES:
-                break
-            frame = frame.reformat(format=pix_fmt)
-            frame.pts = index
-            packets += context.encode(frame)
-        packets += context.encode(None)
-    finally:
-        source.close()
-    return [bytes(packet) for packet in packets]
+    encoded = encode_test_pattern(
+        codec, width, height, FRAMES, pix_fmt=pix_fmt, options=options, fps=FPS, **attributes
+    )
+    return [data for data, _ in encoded]
 
 
 def gstreamer_jpegs(directory: Path, width: int, height: int) -> list[bytes]:

@@ -12,13 +12,12 @@ import shutil
 import struct
 import subprocess
 from collections.abc import Iterator
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import ntplib
 import pytest
 
+from tests.media_samples import encode_test_pattern
 from vigil.media.frames import AccessUnit
 from vigil.media.rtp import make_packetizer
 from vigil.media.rtp.base import Packetizer
@@ -53,27 +52,9 @@ def encode(
     **attributes: object,
 ) -> list[tuple[bytes, bool]]:
     """`count` frames of FFmpeg's testsrc2 encoded by `codec`: (data, keyframe) per packet."""
-    source = av.open(f"testsrc2=size={width}x{height}:rate=25", format="lavfi")
-    context = av.CodecContext.create(codec, "w")
-    context.width, context.height, context.pix_fmt = width, height, pix_fmt
-    context.time_base = Fraction(1, 25)
-    context.framerate = Fraction(25)
-    context.gop_size = 25
-    context.options = options or {}
-    for name, value in attributes.items():
-        setattr(context, name, value)
-    packets: list[av.Packet] = []
-    try:
-        for index, frame in enumerate(source.decode(video=0)):
-            if index == count:
-                break
-            frame = frame.reformat(format=pix_fmt)
-            frame.pts = index
-            packets += context.encode(frame)
-        packets += context.encode(None)
-    finally:
-        source.close()
-    return [(bytes(packet), packet.is_keyframe) for packet in packets]
+    return encode_test_pattern(
+        codec, width, height, count, pix_fmt=pix_fmt, options=options, **attributes
+    )
 
 
 def units(
