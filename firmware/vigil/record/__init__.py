@@ -1,0 +1,1 @@
+"""Recording: crash-safe fMP4 segments, their SQLite index, and start-up reconciliation."""
