@@ -116,8 +116,12 @@ class StreamHub:
             subscriber.close()
 
     # -- subscribing --------------------------------------------------------------------------
-    def subscribe(self) -> Subscription:
-        subscription = Subscription(self, self._queue_units)
+    def subscribe(self, queue_units: int | None = None) -> Subscription:
+        """`queue_units`: this subscriber's queue, if not the hub's (a recorder rides out a
+        slow card with tens of seconds of it)."""
+        if queue_units is not None and queue_units < 1:
+            raise ValueError("a subscription queues at least one unit")
+        subscription = Subscription(self, self._queue_units if queue_units is None else queue_units)
         for batch in self._gop:
             subscription.offer(batch)
         self._subscribers.add(subscription)
