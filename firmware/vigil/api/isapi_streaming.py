@@ -1,4 +1,8 @@
-"""ISAPI Streaming: the StreamingChannel resources, their capabilities, snapshots and status."""
+"""ISAPI Streaming: the StreamingChannel resources, their capabilities, snapshots and status.
+
+Of a channel's Transport only Multicast is writable (it lives in `RtspSettings.multicast`); the
+rest describes what the RTSP server always does and is accepted back unchanged.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,14 @@ from vigil.api.context import context
 from vigil.api.errors import bad_parameters
 from vigil.api.io import by_url_id, config_change, ok, read_xml, xml_response
 from vigil.api.xml import XmlIn, render
-from vigil.config.model import CODECS, StreamSettings
+from vigil.config.model import (
+    CODECS,
+    Config,
+    RtspSettings,
+    StreamMulticast,
+    StreamSettings,
+    default_multicast_port,
+)
 
 routes = web.RouteTableDef()
 CODEC_NAMES = {"H264": "H.264", "H265": "H.265", "MJPEG": "MJPEG"}
@@ -68,7 +79,17 @@ def _video_doc(stream: StreamSettings) -> dict[str, Any]:
     }
 
 
-def _channel_doc(stream: StreamSettings) -> dict[str, Any]:
+def _multicast_doc(multicast: StreamMulticast) -> dict[str, Any]:
+    # Hikvision's Multicast also has audioDestPortNo; there is no audio track to give it to.
+    return {
+        "enabled": multicast.enabled,
+        "destIPAddress": multicast.address,
+        "videoDestPortNo": multicast.video_port,
+        "ttl": multicast.ttl,
+    }
+
+
+def _channel_doc(stream: StreamSettings, rtsp: RtspSettings) -> dict[str, Any]:
     return {
         "id": stream.id,
         "channelName": stream.name,
@@ -77,6 +98,7 @@ def _channel_doc(stream: StreamSettings) -> dict[str, Any]:
             "maxPacketSize": 1400,
             "ControlProtocolList": {"ControlProtocol": {"streamingTransport": "RTSP"}},
             "Unicast": {"enabled": True, "rtpTransportType": "RTP/TCP"},
+            "Multicast": _multicast_doc(rtsp.multicast_for(stream.id)),
             "Security": {"enabled": True, "certificateType": "digest"},
         },
         "Video": _video_doc(stream),
@@ -124,7 +146,37 @@ def _parse_video(doc: XmlIn, current: StreamSettings) -> dict[str, Any]:
     return changes
 
 
-def _parse_channel(doc: XmlIn, current: StreamSettings) -> StreamSettings:
+def _parse_multicast(doc: XmlIn, current: StreamMulticast) -> StreamMulticast:
+    """The writable part of Transport; `current` is the stored entry (defaults unresolved)."""
+    changes: dict[str, Any] = {}
+    enabled = doc.bool("enabled")
+    if enabled is not None:
+        changes["enabled"] = enabled
+    address = doc.text("destIPAddress", max_len=64)
+    if address is not None:
+        # Hikvision devices show 0.0.0.0 for "no group set": it means the stream's default.
+        changes["address"] = "" if address in ("", "0.0.0.0") else address
+    for tag, name in (("videoDestPortNo", "video_port"), ("ttl", "ttl")):
+        value = doc.int(tag)
+        if value is not None:
+            changes[name] = value
+    doc.ignore("audioDestPortNo", "FecInfo")  # no audio; no forward error correction
+    doc.finish()
+    return dataclasses.replace(current, **changes)
+
+
+def _parse_transport(doc: XmlIn, current: StreamMulticast) -> StreamMulticast:
+    multicast = doc.child("Multicast")
+    new = current if multicast is None else _parse_multicast(multicast, current)
+    # The rest describes fixed behaviour (RTSP over TCP/UDP, Digest): echoed back, ignored.
+    doc.ignore(*{child.tag.rpartition("}")[2] for child in doc.element} - {"Multicast"})
+    doc.finish()
+    return new
+
+
+def _parse_channel(
+    doc: XmlIn, current: StreamSettings, multicast: StreamMulticast
+) -> tuple[StreamSettings, StreamMulticast]:
     if doc.int("id", current.id) != current.id:
         raise bad_parameters("<id> does not match the URL")
     changes: dict[str, Any] = {}
@@ -137,9 +189,28 @@ def _parse_channel(doc: XmlIn, current: StreamSettings) -> StreamSettings:
     video = doc.child("Video")
     if video is not None:
         changes.update(_parse_video(video, current))
-    doc.ignore("Transport", "Audio")
+    transport = doc.child("Transport")
+    if transport is not None:
+        multicast = _parse_transport(transport, multicast)
+    doc.ignore("Audio")
     doc.finish()
-    return dataclasses.replace(current, **changes)
+    return dataclasses.replace(current, **changes), multicast
+
+
+def _stored_multicast(rtsp: RtspSettings, stream_id: int) -> StreamMulticast:
+    entry = next((m for m in rtsp.multicast if m.stream_id == stream_id), None)
+    return entry or StreamMulticast(stream_id=stream_id)
+
+
+def _with_stream(config: Config, stream: StreamSettings, multicast: StreamMulticast) -> Config:
+    entries = [m for m in config.rtsp.multicast if m.stream_id != stream.id]
+    if multicast != StreamMulticast(stream_id=stream.id):
+        entries.append(multicast)  # an untouched stream keeps no entry: nothing to store
+    return dataclasses.replace(
+        config,
+        streams=[stream if s.id == stream.id else s for s in config.streams],
+        rtsp=dataclasses.replace(config.rtsp, multicast=entries),
+    )
 
 
 def _check_sensor(request: web.Request, stream: StreamSettings) -> None:
@@ -152,26 +223,29 @@ def _check_sensor(request: web.Request, stream: StreamSettings) -> None:
 
 @routes.get("/ISAPI/Streaming/channels")
 async def list_channels(request: web.Request) -> web.Response:
-    streams = context(request).store.current.streams
-    content = {"StreamingChannel": [_channel_doc(s) for s in streams]}
+    config = context(request).store.current
+    content = {"StreamingChannel": [_channel_doc(s, config.rtsp) for s in config.streams]}
     return xml_response(render("StreamingChannelList", content))
 
 
 @routes.get("/ISAPI/Streaming/channels/{id}")
 async def get_channel(request: web.Request) -> web.Response:
-    stream = by_url_id(request, context(request).store.current.streams, "stream")
-    return xml_response(render("StreamingChannel", _channel_doc(stream)))
+    config = context(request).store.current
+    stream = by_url_id(request, config.streams, "stream")
+    return xml_response(render("StreamingChannel", _channel_doc(stream, config.rtsp)))
 
 
 @routes.put("/ISAPI/Streaming/channels/{id}")
 async def put_channel(request: web.Request) -> web.Response:
-    current = by_url_id(request, context(request).store.current.streams, "stream")
-    new = _parse_channel(await read_xml(request, "StreamingChannel"), current)
-    _check_sensor(request, new)
-    await config_change(
-        request,
-        lambda c: dataclasses.replace(c, streams=[new if s.id == new.id else s for s in c.streams]),
+    config = context(request).store.current
+    current = by_url_id(request, config.streams, "stream")
+    new, multicast = _parse_channel(
+        await read_xml(request, "StreamingChannel"),
+        current,
+        _stored_multicast(config.rtsp, current.id),
     )
+    _check_sensor(request, new)
+    await config_change(request, lambda c: _with_stream(c, new, multicast))
     return ok(request)
 
 
@@ -214,10 +288,25 @@ async def get_capabilities(request: web.Request) -> web.Response:
             },
         }
     )
+    multicast = ctx.store.current.rtsp.multicast_for(stream.id)
+    transport = {
+        "Multicast": {
+            "enabled": {"@opt": "true,false", "#text": multicast.enabled},
+            "destIPAddress": {"@min": 7, "@max": 15, "#text": multicast.address},
+            "videoDestPortNo": {
+                "@min": 1024,
+                "@max": 65534,
+                "@def": default_multicast_port(stream.id),
+                "#text": multicast.video_port,
+            },
+            "ttl": {"@min": 1, "@max": 255, "#text": multicast.ttl},
+        }
+    }
     content = {
         "id": stream.id,
         "channelName": stream.name,
         "enabled": stream.enabled,
+        "Transport": transport,
         "Video": video,
     }
     return xml_response(render("StreamingChannel", content))

@@ -8,7 +8,7 @@ secrets and live in `security.users.PasswordVault`.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from vigil.config.schema import check_ip, setting
 
@@ -219,9 +219,84 @@ def _default_streams() -> list[StreamSettings]:
     ]  # fmt: skip
 
 
+# Hikvision's videoDestPortNo of a main stream; the sub and third streams take the next even
+# ports, so a receiver bound to one stream's port never gets another's packets.
+MULTICAST_PORT_BASE = 8860
+# 224.0.0.0/24 is link-local network control (all-hosts, routers, mDNS): video there would
+# reach every host's kernel and flood protocols that are no business of a camera.
+_LOCAL_CONTROL_BLOCK = ipaddress.IPv4Network("224.0.0.0/24")
+
+
+def default_multicast_address(stream_id: int) -> str:
+    """239.255.42.1 for stream 101: organisation-local scope (RFC 2365), one group per stream."""
+    return f"239.255.{41 + stream_id // 100}.{stream_id % 100}"
+
+
+def default_multicast_port(stream_id: int) -> int:
+    """8860 for a main stream (as on Hikvision devices), 8862 for the sub stream, 8864 next."""
+    return MULTICAST_PORT_BASE + 2 * (stream_id % 100 - 1)
+
+
+def _check_multicast_address(value: str) -> None:
+    if not value:
+        return  # the stream's default group
+    try:
+        address = ipaddress.IPv4Address(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 address") from None
+    if not address.is_multicast:
+        raise ValueError(f"{value} is not a multicast address (224.0.0.0/4)")
+    if address in _LOCAL_CONTROL_BLOCK:
+        raise ValueError(f"{value} is in 224.0.0.0/24, reserved for local network control")
+
+
+@dataclass(frozen=True)
+class StreamMulticast:
+    """RTSP multicast of one stream (SPEC §1, §7): off unless enabled; a client asks for it
+    in SETUP and then receives the group that every multicast viewer of the stream shares.
+
+    `address` "" and `video_port` 0 stand for the stream's defaults (see `RtspSettings.
+    multicast_for`), so a configuration that never named a group still gets a distinct one
+    per stream. RTP goes to `video_port`, RTCP to the port after it.
+    """
+
+    stream_id: int = setting(101, min=101, max=3299)
+    enabled: bool = False
+    address: str = setting("", check=_check_multicast_address)
+    video_port: int = setting(0, min=0, max=65534)
+    ttl: int = setting(1, min=1, max=255)  # 1: the camera's own subnet only
+
+    def check(self) -> None:
+        if self.video_port % 2:
+            # RFC 3550 §11: RTP on an even port, RTCP on the odd one above it.
+            raise ValueError(f"the video port must be even, not {self.video_port}")
+        if 0 < self.video_port < 1024:
+            raise ValueError("the video port is 1024..65534 (0: the stream's default)")
+
+
 @dataclass(frozen=True)
 class RtspSettings:
     max_clients_per_stream: int = setting(20, min=1, max=64)
+    multicast: list[StreamMulticast] = setting(factory=list, max_items=96)
+
+    def check(self) -> None:
+        ids = [m.stream_id for m in self.multicast]
+        if len(set(ids)) != len(ids):
+            raise ValueError("one multicast entry per stream")
+        groups = [(m.address, m.video_port) for m in map(self.multicast_for, ids) if m.enabled]
+        if len(set(groups)) != len(groups):
+            # Every receiver of either stream would get both streams' packets mixed.
+            raise ValueError("streams with multicast enabled need different groups or ports")
+
+    def multicast_for(self, stream_id: int) -> StreamMulticast:
+        """The stream's multicast settings with the defaults filled in (off if never set)."""
+        entry = next((m for m in self.multicast if m.stream_id == stream_id), None)
+        entry = entry or StreamMulticast(stream_id=stream_id)
+        return replace(
+            entry,
+            address=entry.address or default_multicast_address(stream_id),
+            video_port=entry.video_port or default_multicast_port(stream_id),
+        )
 
 
 @dataclass(frozen=True)
@@ -246,6 +321,9 @@ class Config:
         stream_ids = [s.id for s in self.streams]
         if len(set(stream_ids)) != len(stream_ids):
             raise ValueError("stream ids must be unique")
+        unknown = [m.stream_id for m in self.rtsp.multicast if m.stream_id not in stream_ids]
+        if unknown:
+            raise ValueError(f"multicast settings for stream {unknown[0]}, which does not exist")
         ids = [u.id for u in self.users]
         names = [u.name for u in self.users]
         if len(set(ids)) != len(ids) or len(set(names)) != len(names):

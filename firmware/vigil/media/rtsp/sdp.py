@@ -19,7 +19,8 @@ def build_sdp(
 ) -> str:
     """Session-level aggregate control (`a=control:*`) and one media section, `trackID=1`.
 
-    `c=IN IP4 0.0.0.0` because the media address is decided per SETUP (unicast to the client).
+    `c=IN IP4 0.0.0.0` because the media address is decided per SETUP: the client's own, or the
+    stream's multicast group when the client asks for multicast and it is enabled.
     """
     family = "IP6" if ":" in server_address else "IP4"
     pt = packetizer.payload_type

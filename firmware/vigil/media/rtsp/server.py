@@ -2,15 +2,17 @@
 
 Clients reach `rtsp://host:port/Streaming/Channels/<id>` (SPEC §1), authenticate with Digest
 on every request but OPTIONS, and receive the hub's RTP packets either interleaved on their
-RTSP connection (TCP) or from one shared pair of UDP ports. Every input is bounded: request
-size, header count, body size, time to finish a request, idle connections, connections in
-total and sessions per stream.
+RTSP connection (TCP), from one shared pair of UDP ports, or, for a stream whose multicast is
+enabled, from the stream's one multicast sender (`multicast.py`). Every input is bounded:
+request size, header count, body size, time to finish a request, idle connections,
+connections in total and sessions per stream (multicast sessions count like the others).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import random
 import secrets
@@ -19,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from vigil.config.model import RtspSettings
+from vigil.config.model import RtspSettings, StreamMulticast
 from vigil.media.hub import StreamHub
 from vigil.media.rtsp.auth import AuthStatus, RtspAuth
 from vigil.media.rtsp.messages import (
@@ -35,6 +37,7 @@ from vigil.media.rtsp.messages import (
     parse_target,
     parse_transport,
 )
+from vigil.media.rtsp.multicast import MulticastSender, MulticastSession, MulticastSink
 from vigil.media.rtsp.sdp import TRACK_CONTROL, build_sdp
 from vigil.media.rtsp.session import (
     TCP_HIGH_WATER,
@@ -257,6 +260,7 @@ class RtspServer:
         self._udp_ports: tuple[int, int] | None = None
         self._sessions: dict[str, RtspSession] = {}
         self._udp_peers: dict[tuple[str, int], RtspSession] = {}
+        self._senders: dict[int, MulticastSender] = {}  # by stream, while it has sessions
         self._connections: dict[_Connection, asyncio.Task[None]] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._sdp_session = int(time.time())
@@ -338,6 +342,7 @@ class RtspServer:
             self._sweeper = None
         for session in list(self._sessions.values()):
             await session.end("server stopping")
+        self._senders.clear()
         for connection in list(self._connections):
             connection.abort()
         tasks = list(self._connections.values())
@@ -359,6 +364,10 @@ class RtspServer:
     # -- status -------------------------------------------------------------------------------
     def sessions(self) -> list[SessionInfo]:
         return [session.info() for session in self._sessions.values()]
+
+    def multicast_sender(self, stream_id: int) -> MulticastSender | None:
+        """The stream's multicast sender while it has sessions (running or not)."""
+        return self._senders.get(stream_id)
 
     # -- connections --------------------------------------------------------------------------
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -411,9 +420,20 @@ class RtspServer:
             for session in list(self._sessions.values()):
                 if session.last_seen < deadline:
                     await session.end("timeout")
+            for stream_id, sender in list(self._senders.items()):
+                if not self._sender_current(sender, self._multicast_settings(stream_id)):
+                    # Disabled or moved to another group: its viewers would otherwise keep
+                    # receiving a group the configuration no longer names.
+                    await self._end_multicast(sender, "multicast settings changed")
 
     def _session_ended(self, session: RtspSession, reason: str) -> None:
         self._sessions.pop(session.id, None)
+        if isinstance(session, MulticastSession):
+            sender = session.sender
+            if self._senders.get(session.stream_id) is sender and not self._multicast_sessions(
+                sender
+            ):
+                del self._senders[session.stream_id]  # stopped already: it has no member
         sink = session.sink
         if isinstance(sink, UdpSink):
             key = (session.client, sink.rtcp_address[1])
@@ -527,14 +547,71 @@ class RtspServer:
             content_type="application/sdp",
         )
 
-    def _make_sink(
+    # -- multicast ----------------------------------------------------------------------------
+    def _multicast_settings(self, stream_id: int) -> StreamMulticast | None:
+        settings = self._settings().multicast_for(stream_id)
+        return settings if settings.enabled else None
+
+    def _multicast_interface(self) -> str | None:
+        """The listening address when it is one IPv4 address: the sender's interface."""
+        try:
+            address = ipaddress.ip_address(self._bind)
+        except ValueError:
+            return None  # a host name or "" (all addresses): the routing table decides
+        if address.version != 4 or address.is_unspecified:
+            return None
+        return str(address)
+
+    def _sender_current(self, sender: MulticastSender, settings: StreamMulticast | None) -> bool:
+        return (
+            settings is not None
+            and sender.sink.key == (settings.address, settings.video_port, settings.ttl)
+            and self._hubs(sender.stream_id) is sender.hub
+        )
+
+    def _multicast_sessions(self, sender: MulticastSender) -> list[MulticastSession]:
+        return [
+            s
+            for s in self._sessions.values()
+            if isinstance(s, MulticastSession) and s.sender is sender
+        ]
+
+    async def _end_multicast(self, sender: MulticastSender, reason: str) -> None:
+        for session in self._multicast_sessions(sender):
+            await session.end(reason)
+        if self._senders.get(sender.stream_id) is sender:
+            del self._senders[sender.stream_id]
+
+    async def _sender(self, hub: StreamHub, settings: StreamMulticast) -> MulticastSender:
+        """The stream's one sender, made for the current settings if they changed."""
+        sender = self._senders.get(hub.stream_id)
+        while sender is not None and not self._sender_current(sender, settings):
+            await self._end_multicast(sender, "multicast settings changed")
+            sender = self._senders.get(hub.stream_id)
+        if sender is None:
+            sink = MulticastSink(
+                settings.address,
+                settings.video_port,
+                settings.ttl,
+                interface=self._multicast_interface(),
+            )
+            sender = self._senders[hub.stream_id] = MulticastSender(hub, sink)
+        return sender
+
+    # -- SETUP --------------------------------------------------------------------------------
+    async def _choose_transport(
         self, specs: list[TransportSpec], connection: _Connection, hub: StreamHub
-    ) -> MediaSink | None:
+    ) -> MediaSink | MulticastSender | None:
+        """The first offer this server can serve: a sink of its own, or the stream's sender."""
         ssrc = hub.packetizer.ssrc
         for spec in specs:
             if spec.multicast:
-                continue  # multicast is not offered yet: 461 unless another offer fits
-            if spec.lower == "TCP":
+                settings = self._multicast_settings(hub.stream_id)
+                if spec.lower == "UDP" and settings is not None:
+                    # The configured group whatever the client names: the administrator
+                    # decides where the camera's multicast goes, not each client.
+                    return await self._sender(hub, settings)
+            elif spec.lower == "TCP":
                 channels = connection.free_channels(spec.interleaved)
                 if channels is not None:
                     return InterleavedSink(
@@ -568,18 +645,30 @@ class RtspServer:
             return Reply(453)
         if len(connection.sessions) >= MAX_SESSIONS_PER_CONNECTION:
             return Reply(453)
-        sink = self._make_sink(parse_transport(transport), connection, hub)
-        if sink is None:
+        chosen = await self._choose_transport(parse_transport(transport), connection, hub)
+        if chosen is None:
             return Reply(461)
-        session = RtspSession(
-            secrets.token_hex(8),
-            hub,
-            sink,
-            client=connection.client,
-            user=user,
-            owner=connection,
-            on_end=self._session_ended,
-        )
+        session: RtspSession
+        if isinstance(chosen, MulticastSender):
+            session = MulticastSession(
+                secrets.token_hex(8),
+                chosen,
+                client=connection.client,
+                user=user,
+                owner=connection,
+                on_end=self._session_ended,
+            )
+        else:
+            session = RtspSession(
+                secrets.token_hex(8),
+                hub,
+                chosen,
+                client=connection.client,
+                user=user,
+                owner=connection,
+                on_end=self._session_ended,
+            )
+        sink = session.sink
         self._sessions[session.id] = session
         connection.sessions.add(session)
         if isinstance(sink, UdpSink):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from vigil.media.hub import RtpBatch, StreamHub, Subscription
+from vigil.media.rtp.base import Packetizer
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class SessionInfo:
     session_id: str
     stream_id: int
     client: str
-    transport: str  # "TCP" or "UDP"
+    transport: str  # "TCP", "UDP" or "MULTICAST"
     user: str
     state: str  # "READY" or "PLAYING"
     packets: int
@@ -318,9 +319,16 @@ class RtspSession:
         if self._last_timestamp is None or now - self._last_sr < SR_INTERVAL_S:
             return
         self._last_sr = now
-        # The SR maps "now" to an RTP time: advance the last unit's timestamp by the time since
-        # its capture, so the mapping stays exact even when the unit left the cache late.
-        elapsed = now - self._last_captured
-        advance = int(elapsed * self.packetizer.clock_rate) if 0 <= elapsed < 10 else 0
-        rtp_now = (self._last_timestamp + advance) & 0xFFFFFFFF
-        self.sink.send_rtcp(self.packetizer.sender_report(time.time(), rtp_now))
+        self.sink.send_rtcp(
+            sender_report(self.packetizer, self._last_timestamp, self._last_captured)
+        )
+
+
+def sender_report(packetizer: Packetizer, last_timestamp: int, last_captured: float) -> bytes:
+    """An RTCP SR for now, given the RTP timestamp and capture time of the last unit sent."""
+    # The SR maps "now" to an RTP time: advance the last unit's timestamp by the time since
+    # its capture, so the mapping stays exact even when the unit left the cache late.
+    elapsed = time.monotonic() - last_captured
+    advance = int(elapsed * packetizer.clock_rate) if 0 <= elapsed < 10 else 0
+    rtp_now = (last_timestamp + advance) & 0xFFFFFFFF
+    return packetizer.sender_report(time.time(), rtp_now)
