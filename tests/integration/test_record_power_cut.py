@@ -1,7 +1,8 @@
 """Power cut: a recording process is SIGKILLed at random moments, again and again.
 
-Each round starts `record_child.py` (simulated sensor -> libx264 -> StreamHub -> Recorder, with
-2 s segments so that kills also land on rotations), kills it 1-4 s later, and then, as the
+Each round starts `record_child.py` (simulated sensor -> libx264 with a keyframe every 4 s ->
+StreamHub -> Recorder, with short segments so that kills also land on rotations), kills it
+1-4 s later, and then, as the
 daemon would at start-up, opens the index afresh and reconciles. After every round:
 
 - every recording plays in ffprobe without an error and starts on a keyframe;
