@@ -207,7 +207,14 @@ async def test_a_stalled_source_still_gets_its_last_fragment_written(
     (row,) = index.all_segments()
     assert row.state == "writing" and row.end_pts == gop1s[11].pts + FRAME
     assert probe(tmp_path / row.path).packets == 12
+    # Units that were only late (their pts go on where the guess ended) stay in the segment.
+    await feed(hub, gop1s[12:50])
+    await settle(recorder, 50)
     await recorder.stop()
+    (row,) = index.all_segments()
+    check_rows_against_files(tmp_path, [row])
+    assert row.duration_pts == 50 * FRAME and recorder.stats.gaps == 0
+    assert probe(tmp_path / row.path).packets == 50
 
 
 async def test_a_failing_card_is_retried_at_a_keyframe(

@@ -301,7 +301,9 @@ class Recorder:
             self._open(au)
             return
         step = au.pts - writer.last_pts
-        if step <= 0 or step > MAX_FRAME_GAP:
+        # The end of a fragment written early (`_flush_late`) is a guess; a unit inside it
+        # cannot follow in this file.
+        if step <= 0 or step > MAX_FRAME_GAP or au.pts < writer.end_pts:
             self.stats.gaps += 1
             self._close_segment()
             self._open(au)

@@ -112,6 +112,7 @@ class SegmentWriter:
         self._samples: list[bytes] = []
         self._keys: list[bool] = []
         self._last_delta = 0
+        self._last_pts: int | None = None
         self.add(first)
 
     @property
@@ -122,7 +123,8 @@ class SegmentWriter:
     @property
     def last_pts(self) -> int:
         """The pts of the last unit taken (written or pending)."""
-        return self._pts[-1] if self._pts else self.end_pts
+        assert self._last_pts is not None
+        return self._last_pts
 
     def matches(self, au: AccessUnit) -> bool:
         """Whether `au` can go on in this file: same codec and, at a keyframe, same parameters."""
@@ -141,14 +143,18 @@ class SegmentWriter:
         if self.closed:
             raise ValueError("the segment is closed")
         written = None
-        if self._pts:
-            delta = au.pts - self._pts[-1]
-            if delta <= 0:
-                raise ValueError(f"pts {au.pts} does not follow {self._pts[-1]}")
-            span = au.pts - self._pts[0]
-            if (au.keyframe and span >= FRAGMENT_MIN_AT_KEYFRAME) or span + delta > FRAGMENT_MAX:
-                written = self._write(delta)
+        if self._last_pts is not None:
+            # After `flush` the written end is a guess that the next unit must not undercut.
+            if au.pts <= self._last_pts or (not self._pts and au.pts < self.end_pts):
+                raise ValueError(f"pts {au.pts} does not follow {self._last_pts}")
+            delta = au.pts - self._last_pts
+            if self._pts:
+                span = au.pts - self._pts[0]
+                cut_at_key = au.keyframe and span >= FRAGMENT_MIN_AT_KEYFRAME
+                if cut_at_key or span + delta > FRAGMENT_MAX:
+                    written = self._write(delta)
             self._last_delta = delta
+        self._last_pts = au.pts
         self._pts.append(au.pts)
         self._samples.append(to_sample(au.codec, au.data))
         self._keys.append(au.keyframe)
