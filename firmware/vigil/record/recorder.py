@@ -36,6 +36,7 @@ import math
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -273,7 +274,7 @@ class Recorder:
                     self._loop.call_soon_threadsafe(self._room.set)
             self._guarded(self._take, item)
 
-    def _guarded(self, step, *args) -> None:  # type: ignore[no-untyped-def]
+    def _guarded(self, step: Callable[..., None], *args: object) -> None:
         """Run a writer step; a failure (a card gone or full) ends the segment, never the thread."""
         try:
             step(*args)
