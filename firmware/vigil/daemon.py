@@ -1,8 +1,9 @@
 """vigild: builds the services from the board description and the config, runs them, stops them.
 
 The only module that knows every subsystem. Start order: storage of state (config, secrets,
-log), then the security services, then the listeners; stop is the reverse, and every task and
-socket is closed before the process exits (or re-executes itself for a simulated reboot).
+log), then the security services, the card, the media plane, then the listeners; stop is the
+reverse, and every task and socket is closed before the process exits (or re-executes itself
+for a simulated reboot).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from vigil.discovery.sadp import SadpResponder
 from vigil.discovery.sadp_device import SadpDeviceAdapter
 from vigil.media.rtsp.auth import AccountsRtspAuth, RtspDigest
 from vigil.media.service import MediaService
+from vigil.record.storage import StorageManager
 from vigil.security.accounts import Accounts
 from vigil.security.devicekey import DeviceKey
 from vigil.security.digest import DigestAuth
@@ -71,8 +73,11 @@ def reset_config(current: Config, defaults: Config, mode: str) -> Config:
 
 
 class Vigil:
-    def __init__(self, board: BoardDescription, data_dir: Path, bind: str) -> None:
+    def __init__(
+        self, board: BoardDescription, data_dir: Path, bind: str, sim_card: Path | None = None
+    ) -> None:
         self.board, self.data_dir, self.bind = board, data_dir, bind
+        self.sim_card = sim_card
         self.stopped = asyncio.Event()
         self.reboot_requested = False
         self._stop_steps: list[Callable[[], Awaitable[None] | None]] = []
@@ -115,6 +120,14 @@ class Vigil:
             details=f"illaccess: address locked for {minutes} min after failed logins",
         )
 
+    def _record_storage_event(self, kind: str, active: bool, details: str) -> None:
+        """diskerror / diskfull into the device log (the event bus will subscribe too)."""
+        minor = {"diskerror": "diskError", "diskfull": "diskFull"}[kind]
+        if active:
+            self.devicelog.record("Exception", minor, details=details)
+        else:
+            self.devicelog.record("Information", f"{minor}Cleared", details=details)
+
     def _record_ntp(self, success: bool, message: str) -> None:
         if success:
             self.devicelog.record("Information", "ntpSync", details=message)
@@ -129,12 +142,24 @@ class Vigil:
         self.devicelog.record(
             "Information", "startDVR", details=f"Vigil {self.identity.firmware_version}"
         )
+        await self._start_storage()
         await self._start_media()
         await self._start_http()
         await self.ntp.start()
         self._stop_steps.append(self.ntp.stop)
         await self._start_discovery()
         self._subscribe()
+
+    async def _start_storage(self) -> None:
+        self.storage = StorageManager.for_board(
+            self.board.storage,
+            self.data_dir,
+            lambda: self.store.current.storage,
+            sim_card=self.sim_card,
+        )
+        self.storage.subscribe_events(self._record_storage_event)
+        await self.storage.start()
+        self._stop_steps.append(self.storage.stop)
 
     async def _start_media(self) -> None:
         rtsp_auth = AccountsRtspAuth(
@@ -173,6 +198,7 @@ class Vigil:
                 sync_time=self.ntp.sync_once,
             ),
             media=self.media,
+            storage=self.storage,
         )
         self.http = HttpService(
             build_app(ctx),
@@ -232,6 +258,7 @@ class Vigil:
         store.subscribe("ports", self.http.apply)
         store.subscribe("ports", self.media.apply_ports)
         store.subscribe("streams", self.media.apply_streams)
+        store.subscribe("storage", self.storage.apply)
         store.subscribe("security", self._apply_security)
         store.subscribe("time", self.ntp.apply)
         store.subscribe("network", self._apply_network)
@@ -310,6 +337,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--bind", help="listen address (default: the board's)")
     for name in ("http", "https", "rtsp", "sadp"):
         parser.add_argument(f"--{name}-port", type=int, help=f"override the {name} port")
+    parser.add_argument(
+        "--sim-card",
+        type=Path,
+        help="board sim: card image file (made if missing) or loop device to use as the card",
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
@@ -318,7 +350,7 @@ async def run(args: argparse.Namespace) -> bool:
     """Run until SIGTERM/SIGINT or a reboot request; True if a reboot was asked for."""
     board = load_board(args.board)
     args.data_dir.mkdir(parents=True, exist_ok=True)
-    vigil = Vigil(board, args.data_dir, args.bind or board.network.bind)
+    vigil = Vigil(board, args.data_dir, args.bind or board.network.bind, args.sim_card)
     overrides = {
         name: getattr(args, f"{name}_port")
         for name in ("http", "https", "rtsp", "sadp")

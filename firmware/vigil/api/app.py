@@ -10,6 +10,7 @@ from vigil.api import (
     isapi_content,
     isapi_network,
     isapi_security,
+    isapi_storage,
     isapi_streaming,
     isapi_system,
 )
@@ -64,6 +65,7 @@ def build_app(ctx: ApiContext) -> web.Application:
         client_max_size=APP_BODY_LIMIT,
     )
     app[CONTEXT] = ctx
-    for module in (isapi_system, isapi_security, isapi_network, isapi_content, isapi_streaming):
+    modules = (isapi_system, isapi_security, isapi_network, isapi_content, isapi_streaming)
+    for module in (*modules, isapi_storage):
         app.router.add_routes(module.routes)
     return app

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from vigil.board.description import BoardDescription
     from vigil.board.network import NetworkDriver
     from vigil.config.store import ConfigStore
+    from vigil.record.storage import CardStatus
     from vigil.security.accounts import Accounts
     from vigil.security.devicekey import DeviceKey
     from vigil.security.digest import DigestAuth
@@ -61,6 +62,18 @@ class MediaControl(Protocol):
     async def snapshot(self, channel: int, width: int, height: int, quality: int) -> bytes: ...
 
 
+class StorageControl(Protocol):
+    """The card slots as the API sees them (implemented by `record.storage.StorageManager`)."""
+
+    def cards(self) -> list[CardStatus]: ...
+
+    def card(self, card_id: int) -> CardStatus | None: ...
+
+    async def format(self, card_id: int) -> None: ...  # starts it; raises StorageError
+
+    async def usage(self, card_id: int) -> dict[str, int]: ...  # bytes in record/, picture/
+
+
 @dataclass
 class ApiContext:
     board: BoardDescription
@@ -75,6 +88,7 @@ class ApiContext:
     device_key: DeviceKey
     system: SystemControl
     media: MediaControl
+    storage: StorageControl
 
 
 CONTEXT = web.AppKey("vigil_context", ApiContext)

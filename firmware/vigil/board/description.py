@@ -7,6 +7,7 @@ instead of silently running with a default.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +78,31 @@ class BoardEncoder:
 
 
 @dataclass(frozen=True)
+class BoardStorage:
+    """Where recordings go: the card/eMMC block devices, or the simulated card."""
+
+    driver: str = setting("sim", choices=("sim", "linux"))
+    # linux: block devices or partitions, one per card slot (hdd id 1, 2, ...). A whole device
+    # with partitions is used through its first partition.
+    devices: list[str] = setting(factory=list, max_items=8, check=lambda v: _check_devices(v))
+    mount_point: str = setting("", pattern=r"(/[A-Za-z0-9_.-]+)*", max_len=128)  # "": data dir
+    # sim: the size of a newly made card image (an existing image keeps its size).
+    image_size_mb: int = setting(256, min=16, max=1_048_576)
+
+    def check(self) -> None:
+        if self.driver == "linux" and not self.devices:
+            raise ValueError("the linux storage driver needs at least one device")
+
+
+def _check_devices(devices: list[str]) -> None:
+    for device in devices:
+        if not re.fullmatch(r"/dev/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*", device):
+            raise ValueError(f"{device!r} is not a /dev path")
+    if len(set(devices)) != len(devices):
+        raise ValueError("a storage device is listed twice")
+
+
+@dataclass(frozen=True)
 class BoardDescription:
     board: BoardInfo
     network: BoardNetwork
@@ -85,6 +111,7 @@ class BoardDescription:
     ports: BoardPorts = setting(factory=BoardPorts)
     sensor: BoardSensor = setting(factory=BoardSensor)
     encoder: BoardEncoder = setting(factory=BoardEncoder)
+    storage: BoardStorage = setting(factory=BoardStorage)
 
     def interface_name(self, interface_id: int) -> str:
         """The Linux name of configuration interface `interface_id` (1-based); KeyError if none."""

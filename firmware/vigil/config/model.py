@@ -305,6 +305,23 @@ class LogSettings:
 
 
 @dataclass(frozen=True)
+class StorageSettings:
+    """What may fill the card (SPEC §4): quotas of its capacity, overwrite, expiry by age."""
+
+    # on: the recorder deletes the oldest unlocked footage when space runs low; off: it stops
+    # and `diskfull` is raised.
+    overwrite: bool = True
+    # Shares of the card's capacity; what both leave free is headroom for the index.
+    record_quota_percent: int = setting(80, min=0, max=100)
+    picture_quota_percent: int = setting(20, min=0, max=100)
+    expiry_days: int = setting(0, min=0, max=365)  # 0: footage never expires by age
+
+    def check(self) -> None:
+        if self.record_quota_percent + self.picture_quota_percent > 100:
+            raise ValueError("the record and picture quotas add up to more than 100 %")
+
+
+@dataclass(frozen=True)
 class Config:
     device: DeviceSettings = setting(factory=DeviceSettings)
     time: TimeSettings = setting(factory=TimeSettings)
@@ -316,6 +333,7 @@ class Config:
     log: LogSettings = setting(factory=LogSettings)
     streams: list[StreamSettings] = setting(factory=_default_streams, max_items=96)
     rtsp: RtspSettings = setting(factory=RtspSettings)
+    storage: StorageSettings = setting(factory=StorageSettings)
 
     def check(self) -> None:
         stream_ids = [s.id for s in self.streams]
