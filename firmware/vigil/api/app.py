@@ -19,6 +19,15 @@ from vigil.api.context import CONTEXT, ApiContext, context
 from vigil.api.errors import IsapiError, not_found
 from vigil.api.io import error_response
 
+# Every group of ISAPI resources the application serves.
+ISAPI_MODULES = (
+    isapi_system,
+    isapi_security,
+    isapi_network,
+    isapi_content,
+    isapi_streaming,
+    isapi_storage,
+)
 log = logging.getLogger(__name__)
 
 APP_BODY_LIMIT = 4 * 1024 * 1024  # the largest body of any resource (configurationData)
@@ -65,7 +74,6 @@ def build_app(ctx: ApiContext) -> web.Application:
         client_max_size=APP_BODY_LIMIT,
     )
     app[CONTEXT] = ctx
-    modules = (isapi_system, isapi_security, isapi_network, isapi_content, isapi_streaming)
-    for module in (*modules, isapi_storage):
+    for module in ISAPI_MODULES:
         app.router.add_routes(module.routes)
     return app
