@@ -45,3 +45,26 @@ lint: setup
 
 clean:
 	rm -rf $(VENV) $(DATA_DIR) .pytest_cache .ruff_cache
+
+# `make bench` (not part of `make test`): Vigil's RTSP fan-out against gst-rtsp-server in the
+# same run (tests/bench/). The peer server runs on the system Python, which needs PyGObject and
+# gst-rtsp-server's typelib; the ffmpeg/GStreamer packages above come with `setup`.
+BENCH_APT_PACKAGES := gir1.2-gst-rtsp-server-1.0 python3-gi
+BENCH_APT_STAMP := $(VENV)/.apt-bench-installed
+
+.PHONY: bench bench-setup
+
+bench-setup: setup $(BENCH_APT_STAMP)
+
+$(BENCH_APT_STAMP): Makefile
+	@missing=$$(for p in $(BENCH_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	mkdir -p $(VENV) && touch $@
+
+bench: bench-setup
+	$(BIN)/python -m tests.bench
