@@ -23,8 +23,9 @@ $(PIP_STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
 
-$(APT_STAMP): Makefile
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+# Installs the Debian packages among $(1) that are missing (with sudo when not root).
+define apt_install
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages: $$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -32,6 +33,10 @@ $(APT_STAMP): Makefile
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 	mkdir -p $(VENV) && touch $@
+endef
+
+$(APT_STAMP): Makefile
+	$(call apt_install,$(APT_PACKAGES))
 
 run: setup
 	$(BIN)/vigild --board sim --data-dir $(DATA_DIR) $(VIGILD_ARGS)
@@ -57,14 +62,7 @@ BENCH_APT_STAMP := $(VENV)/.apt-bench-installed
 bench-setup: setup $(BENCH_APT_STAMP)
 
 $(BENCH_APT_STAMP): Makefile
-	@missing=$$(for p in $(BENCH_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages: $$missing"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -q && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
-	fi
-	mkdir -p $(VENV) && touch $@
+	$(call apt_install,$(BENCH_APT_PACKAGES))
 
 bench: bench-setup
 	$(BIN)/python -m tests.bench
