@@ -68,6 +68,13 @@ class Subscription:
         self.octets += sum(len(p) for p in batch.packets)
         return batch
 
+    async def next_within(self, timeout: float) -> RtpBatch | None:
+        """The next batch, or None if none comes within `timeout` (or the subscription ends)."""
+        try:
+            return await asyncio.wait_for(self.next(), timeout)
+        except TimeoutError:
+            return None
+
     def close(self) -> None:
         self.closed = True
         self._queue.clear()

@@ -165,10 +165,7 @@ class MulticastSender:
                 if self._subscription is None:
                     self._subscription = self.hub.subscribe()
                 if self._pending is None:
-                    try:
-                        first = await asyncio.wait_for(self._subscription.next(), wait)
-                    except TimeoutError:
-                        first = None
+                    first = await self._subscription.next_within(wait)
                     if first is not None and first.packets:
                         self._pending = first
             if self._pending is not None:

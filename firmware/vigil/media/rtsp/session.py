@@ -246,10 +246,7 @@ class RtspSession:
         """
         if self._subscription is None:
             self._subscription = self.hub.subscribe()
-        try:
-            first = await asyncio.wait_for(self._subscription.next(), wait)
-        except TimeoutError:
-            first = None
+        first = await self._subscription.next_within(wait)
         if first is None or not first.packets:
             self._pending = None
             return self.packetizer.next_sequence, None
