@@ -85,8 +85,10 @@ class Vigild:
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGUSR1)  # its threads' stacks go to the log
+            time.sleep(1)
             self.proc.kill()
-            raise
+            raise RuntimeError(f"vigild did not stop within {timeout}s:\n{self.output()}") from None
 
     def activate(self, password: str = ADMIN_PASSWORD) -> None:
         body = f"<ActivateInfo><password>{password}</password></ActivateInfo>"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import faulthandler
 import logging
 import os
 import signal
@@ -372,6 +373,9 @@ async def run(args: argparse.Namespace) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    # `kill -USR1 <pid>` writes every thread's stack to the log: what an operator (or a test)
+    # needs to see when something hangs.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

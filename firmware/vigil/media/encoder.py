@@ -18,6 +18,7 @@ from typing import Any
 import av
 import av.error
 from av.video.frame import PictureType
+from av.video.reformatter import VideoReformatter
 
 from vigil.config.model import StreamSettings
 from vigil.media.frames import RTP_CLOCK, AccessUnit
@@ -197,6 +198,9 @@ class VideoEncoder:
         self.codec = settings.codec
         self.width = settings.width
         self.height = settings.height
+        # One swscale context per encoder: frame.reformat() caches a single context on the
+        # frame, which every stream of the channel (and the snapshot thread) would share.
+        self._scaler = VideoReformatter()
         self._epoch = epoch
         self.last_pts = after_pts
         self._pending: dict[int, float] = {}
@@ -259,7 +263,7 @@ class VideoEncoder:
         if pts <= self.last_pts:  # never the same or an earlier time for the next picture
             pts = self.last_pts + RTP_CLOCK // fps
         self.last_pts = pts
-        frame = captured.frame.reformat(self.width, self.height, self._pix_fmt)
+        frame = self._scaler.reformat(captured.frame, self.width, self.height, self._pix_fmt)
         frame.pts = pts
         frame.time_base = TIME_BASE
         # A decoded frame (the lavfi pattern, an MJPEG sensor) says it is an I picture, and
@@ -302,7 +306,9 @@ def snapshot_jpeg(frame: av.VideoFrame, width: int, height: int, quality: int = 
     ctx = _context("mjpeg", width, height, "yuvj420p", 1)
     ctx.qscale = True
     ctx.qmin = ctx.qmax = mjpeg_qscale(quality)
-    picture = frame.reformat(width, height, "yuvj420p")
+    # Its own scaler: frame.reformat() would share the frame's cached swscale context with
+    # the encoder thread scaling the same frame at this moment.
+    picture = VideoReformatter().reformat(frame, width, height, "yuvj420p")
     picture.pts = 0
     picture.time_base = TIME_BASE
     packets = ctx.encode(picture) + ctx.encode(None)
