@@ -10,7 +10,7 @@ import struct
 from collections.abc import Iterator
 
 from vigil.media.frames import AccessUnit
-from vigil.media.rtp.packet import Fragment, RtpPacketizer, group_nal_units
+from vigil.media.rtp.packet import Fragment, NalPacketizer
 
 START_CODE = b"\x00\x00\x01"
 DYNAMIC_PAYLOAD_TYPE = 96
@@ -49,52 +49,6 @@ def split_annex_b(data: bytes) -> list[memoryview]:
     return units
 
 
-class H264Packetizer(RtpPacketizer):
-    """RFC 6184 packetization-mode=1 for one H.264 stream.
-
-    NAL units that fit are aggregated into STAP-A packets while they fit together (the SPS, PPS
-    and SEI before an IDR slice travel in one packet); a NAL unit larger than a packet is split
-    into FU-A fragments; access unit delimiters are dropped (RFC 6184 §5.3 leaves them to the
-    marker bit). The latest SPS and PPS seen are kept for the SDP.
-    """
-
-    payload_type = DYNAMIC_PAYLOAD_TYPE
-    encoding_name = "H264"
-    min_payload_size = 3  # an FU-A: indicator, header, one byte
-    sps: bytes | None = None  # set on the instance when the stream carries one
-    pps: bytes | None = None
-
-    def packetize(self, au: AccessUnit) -> list[bytes]:
-        fragments = group_nal_units(
-            self._units(au), self.max_payload_size, STAP_A_HEADER, _aggregate, _fragment
-        )
-        return self._emit(fragments, au.pts)
-
-    def _units(self, au: AccessUnit) -> Iterator[memoryview]:
-        """The NAL units to send, remembering the parameter sets for the SDP."""
-        for nal in split_annex_b(au.data):
-            nal_type = nal[0] & 0x1F
-            if nal_type == NAL_AUD:
-                continue
-            if nal_type == NAL_SPS:
-                if nal != self.sps:
-                    self.sps = nal.tobytes()
-            elif nal_type == NAL_PPS and nal != self.pps:
-                self.pps = nal.tobytes()
-            yield nal
-
-    def fmtp(self) -> str:
-        parts = ["packetization-mode=1"]
-        if self.sps is not None and len(self.sps) >= 4:
-            # profile_idc, the constraint flags and level_idc: the three bytes after the header.
-            parts.append(f"profile-level-id={self.sps[1:4].hex().upper()}")
-            sets = [base64.b64encode(self.sps).decode()]
-            if self.pps is not None:
-                sets.append(base64.b64encode(self.pps).decode())
-            parts.append("sprop-parameter-sets=" + ",".join(sets))
-        return ";".join(parts)
-
-
 def _aggregate(group: list[memoryview]) -> Fragment:
     """One NAL unit as it is, or several in a STAP-A (RFC 6184 §5.7.1)."""
     if len(group) == 1:
@@ -130,3 +84,46 @@ def _fragment(nal: memoryview, limit: int, fragments: list[Fragment]) -> None:
         fragments.append((middle, nal[offset : offset + step]))
         offset += step
     fragments.append((end, nal[offset:]))
+
+
+class H264Packetizer(NalPacketizer):
+    """RFC 6184 packetization-mode=1 for one H.264 stream.
+
+    NAL units that fit are aggregated into STAP-A packets while they fit together (the SPS, PPS
+    and SEI before an IDR slice travel in one packet); a NAL unit larger than a packet is split
+    into FU-A fragments; access unit delimiters are dropped (RFC 6184 §5.3 leaves them to the
+    marker bit). The latest SPS and PPS seen are kept for the SDP.
+    """
+
+    payload_type = DYNAMIC_PAYLOAD_TYPE
+    encoding_name = "H264"
+    aggregate_header = STAP_A_HEADER
+    _aggregate = staticmethod(_aggregate)
+    _fragment = staticmethod(_fragment)
+    min_payload_size = 3  # an FU-A: indicator, header, one byte
+    sps: bytes | None = None  # set on the instance when the stream carries one
+    pps: bytes | None = None
+
+    def _units(self, au: AccessUnit) -> Iterator[memoryview]:
+        """The NAL units to send, remembering the parameter sets for the SDP."""
+        for nal in split_annex_b(au.data):
+            nal_type = nal[0] & 0x1F
+            if nal_type == NAL_AUD:
+                continue
+            if nal_type == NAL_SPS:
+                if nal != self.sps:
+                    self.sps = nal.tobytes()
+            elif nal_type == NAL_PPS and nal != self.pps:
+                self.pps = nal.tobytes()
+            yield nal
+
+    def fmtp(self) -> str:
+        parts = ["packetization-mode=1"]
+        if self.sps is not None and len(self.sps) >= 4:
+            # profile_idc, the constraint flags and level_idc: the three bytes after the header.
+            parts.append(f"profile-level-id={self.sps[1:4].hex().upper()}")
+            sets = [base64.b64encode(self.sps).decode()]
+            if self.pps is not None:
+                sets.append(base64.b64encode(self.pps).decode())
+            parts.append("sprop-parameter-sets=" + ",".join(sets))
+        return ";".join(parts)

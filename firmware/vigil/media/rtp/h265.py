@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from vigil.media.frames import AccessUnit
 from vigil.media.rtp.h264 import DYNAMIC_PAYLOAD_TYPE, split_annex_b
-from vigil.media.rtp.packet import Fragment, RtpPacketizer, group_nal_units
+from vigil.media.rtp.packet import Fragment, NalPacketizer
 
 NAL_VPS = 32
 NAL_SPS = 33
@@ -22,62 +22,6 @@ FRAGMENTATION_UNIT = 49
 AP_HEADER = 2  # the aggregation packet's payload header
 
 _SIZE = struct.Struct("!H")
-
-
-class H265Packetizer(RtpPacketizer):
-    """RFC 7798 for one H.265 stream.
-
-    NAL units that fit are aggregated into APs while they fit together; larger ones are split
-    into FUs; access unit delimiters are dropped as for H.264. The latest VPS, SPS and PPS seen
-    are kept for the SDP.
-    """
-
-    payload_type = DYNAMIC_PAYLOAD_TYPE
-    encoding_name = "H265"
-    min_payload_size = 4  # an FU: payload header, FU header, one byte
-    vps: bytes | None = None  # set on the instance when the stream carries one
-    sps: bytes | None = None
-    pps: bytes | None = None
-
-    def packetize(self, au: AccessUnit) -> list[bytes]:
-        fragments = group_nal_units(
-            self._units(au), self.max_payload_size, AP_HEADER, _aggregate, _fragment
-        )
-        return self._emit(fragments, au.pts)
-
-    def _units(self, au: AccessUnit) -> Iterator[memoryview]:
-        """The NAL units to send, remembering the parameter sets for the SDP."""
-        for nal in split_annex_b(au.data):
-            if len(nal) < 2:  # shorter than a NAL unit header: junk, not a unit
-                continue
-            nal_type = (nal[0] >> 1) & 0x3F
-            if nal_type == NAL_AUD:
-                continue
-            if NAL_VPS <= nal_type <= NAL_PPS:
-                self._keep_parameter_set(nal_type, nal)
-            yield nal
-
-    def _keep_parameter_set(self, nal_type: int, nal: memoryview) -> None:
-        if nal_type == NAL_VPS:
-            if nal != self.vps:
-                self.vps = nal.tobytes()
-        elif nal_type == NAL_SPS:
-            if nal != self.sps:
-                self.sps = nal.tobytes()
-        elif nal != self.pps:
-            self.pps = nal.tobytes()
-
-    def fmtp(self) -> str | None:
-        parts = [
-            f"{name}={base64.b64encode(value).decode()}"
-            for name, value in (
-                ("sprop-vps", self.vps),
-                ("sprop-sps", self.sps),
-                ("sprop-pps", self.pps),
-            )
-            if value is not None
-        ]
-        return ";".join(parts) or None
 
 
 def _aggregate(group: list[memoryview]) -> Fragment:
@@ -119,3 +63,56 @@ def _fragment(nal: memoryview, limit: int, fragments: list[Fragment]) -> None:
         fragments.append((middle, nal[offset : offset + step]))
         offset += step
     fragments.append((end, nal[offset:]))
+
+
+class H265Packetizer(NalPacketizer):
+    """RFC 7798 for one H.265 stream.
+
+    NAL units that fit are aggregated into APs while they fit together; larger ones are split
+    into FUs; access unit delimiters are dropped as for H.264. The latest VPS, SPS and PPS seen
+    are kept for the SDP.
+    """
+
+    payload_type = DYNAMIC_PAYLOAD_TYPE
+    encoding_name = "H265"
+    aggregate_header = AP_HEADER
+    _aggregate = staticmethod(_aggregate)
+    _fragment = staticmethod(_fragment)
+    min_payload_size = 4  # an FU: payload header, FU header, one byte
+    vps: bytes | None = None  # set on the instance when the stream carries one
+    sps: bytes | None = None
+    pps: bytes | None = None
+
+    def _units(self, au: AccessUnit) -> Iterator[memoryview]:
+        """The NAL units to send, remembering the parameter sets for the SDP."""
+        for nal in split_annex_b(au.data):
+            if len(nal) < 2:  # shorter than a NAL unit header: junk, not a unit
+                continue
+            nal_type = (nal[0] >> 1) & 0x3F
+            if nal_type == NAL_AUD:
+                continue
+            if NAL_VPS <= nal_type <= NAL_PPS:
+                self._keep_parameter_set(nal_type, nal)
+            yield nal
+
+    def _keep_parameter_set(self, nal_type: int, nal: memoryview) -> None:
+        if nal_type == NAL_VPS:
+            if nal != self.vps:
+                self.vps = nal.tobytes()
+        elif nal_type == NAL_SPS:
+            if nal != self.sps:
+                self.sps = nal.tobytes()
+        elif nal != self.pps:
+            self.pps = nal.tobytes()
+
+    def fmtp(self) -> str | None:
+        parts = [
+            f"{name}={base64.b64encode(value).decode()}"
+            for name, value in (
+                ("sprop-vps", self.vps),
+                ("sprop-sps", self.sps),
+                ("sprop-pps", self.pps),
+            )
+            if value is not None
+        ]
+        return ";".join(parts) or None

@@ -13,7 +13,7 @@ import math
 import secrets
 import struct
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 from vigil.media.frames import RTP_CLOCK, AccessUnit
@@ -244,3 +244,29 @@ def group_nal_units(
     if group:
         fragments.append(aggregate(group))
     return fragments
+
+
+class NalPacketizer(RtpPacketizer):
+    """H.264 and H.265 alike: split the access unit, group its NAL units, emit the packets.
+
+    Subclasses give `_units()` (the NAL units to send), the aggregation header size and the
+    codec's aggregation and fragmentation payload builders.
+    """
+
+    aggregate_header: int
+    _aggregate: Callable[[list[memoryview]], Fragment]
+    _fragment: Callable[[memoryview, int, list[Fragment]], None]
+
+    def packetize(self, au: AccessUnit) -> list[bytes]:
+        fragments = group_nal_units(
+            self._units(au),
+            self.max_payload_size,
+            self.aggregate_header,
+            self._aggregate,
+            self._fragment,
+        )
+        return self._emit(fragments, au.pts)
+
+    @abstractmethod
+    def _units(self, au: AccessUnit) -> Iterator[memoryview]:
+        """The NAL units of `au` to send (remembering parameter sets for the SDP)."""

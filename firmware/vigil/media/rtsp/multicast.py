@@ -13,7 +13,6 @@ sessions are kept alive by RTSP requests (GET_PARAMETER or OPTIONS), as clients 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import time
@@ -25,6 +24,7 @@ from vigil.media.rtsp.session import (
     UDP_BACKLOG_LIMIT,
     RtspSession,
     SessionInfo,
+    cancel_writer,
     rtp_header_fields,
     sender_report,
 )
@@ -204,10 +204,7 @@ class MulticastSender:
 
     async def _stop(self) -> None:
         writer, self._writer = self._writer, None
-        if writer is not None and writer is not asyncio.current_task():
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
+        if await cancel_writer(writer):
             log.info("multicast of stream %d stopped", self.stream_id)
         self._pending = None
         subscription, self._subscription = self._subscription, None

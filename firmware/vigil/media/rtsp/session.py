@@ -28,6 +28,16 @@ UDP_BACKLOG_LIMIT = 1 << 20  # queued datagrams of the shared socket before batc
 _INTERLEAVED = struct.Struct(">BBH")  # "$", channel, length (RFC 2326 §10.12)
 
 
+async def cancel_writer(writer: asyncio.Task[None] | None) -> bool:
+    """Cancel a writer task and wait for it; False if there was none (or it is us)."""
+    if writer is None or writer is asyncio.current_task():
+        return False
+    writer.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await writer
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class SessionInfo:
     """What Streaming/status shows of a session."""
@@ -269,10 +279,7 @@ class RtspSession:
 
     async def _stop_writer(self) -> None:
         writer, self._writer = self._writer, None
-        if writer is not None and writer is not asyncio.current_task():
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
+        await cancel_writer(writer)
         subscription, self._subscription = self._subscription, None
         if subscription is not None:
             self._past_skips += subscription.skips
