@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 from fractions import Fraction
+from pathlib import Path
 
 import av
 
@@ -40,3 +42,29 @@ def encode_test_pattern(
     finally:
         source.close()
     return [(bytes(packet), packet.is_keyframe) for packet in packets]
+
+
+def libjpeg_frames(
+    directory: Path, count: int, width: int = 320, height: int = 240, pixel_format: str = "Y42B"
+) -> list[bytes]:
+    """JPEG frames from libjpeg (GStreamer's jpegenc), which writes 4:2:2 as Y 2x1, C 1x1."""
+    caps = f"video/x-raw,format={pixel_format},width={width},height={height},framerate=25/1"
+    subprocess.run(
+        [
+            "gst-launch-1.0",
+            "-q",
+            "videotestsrc",
+            "pattern=smpte",
+            f"num-buffers={count}",
+            "!",
+            caps,
+            "!",
+            "jpegenc",
+            "!",
+            "multifilesink",
+            f"location={directory}/frame%03d.jpg",
+        ],
+        check=True,
+        timeout=30,
+    )
+    return [path.read_bytes() for path in sorted(directory.glob("frame*.jpg"))]

@@ -14,17 +14,12 @@ import json
 import logging
 import sys
 import time
-from typing import Any
 
 from zeroconf import IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
+from tests.integration.line_protocol import emit, orders
 from vigil.discovery.mdns import MdnsAdvertiser
-
-
-def _emit(event: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(event) + "\n")
-    sys.stdout.flush()
 
 
 async def advertise(args: argparse.Namespace) -> None:
@@ -32,27 +27,21 @@ async def advertise(args: argparse.Namespace) -> None:
     advertiser = MdnsAdvertiser(args.name, [args.address], json.loads(args.services), txt)
     started = time.monotonic()
     await advertiser.start()
-    _emit(
+    emit(
         {
             "event": "ready",
             "seconds": round(time.monotonic() - started, 2),
             "names": {k: v.name for k, v in advertiser.registered.items()},
         }
     )
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     try:
-        while line := await reader.readline():
-            order = json.loads(line)
-            if order["order"] == "quit":
-                break
+        async for order in orders():
             if order["order"] == "update":
                 await advertiser.update([tuple(s) for s in order["services"]])
-                _emit({"event": "updated"})
+                emit({"event": "updated"})
     finally:
         await advertiser.stop()
-        _emit({"event": "stopped"})
+        emit({"event": "stopped"})
 
 
 async def browse(args: argparse.Namespace) -> None:
@@ -88,7 +77,7 @@ async def browse(args: argparse.Namespace) -> None:
             }
         )
     await zeroconf.async_close()
-    _emit({"event": "browsed", "services": services})
+    emit({"event": "browsed", "services": services})
 
 
 def main() -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import logging
 import string
 import sys
@@ -21,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.integration.line_protocol import emit, orders
 from vigil.config.model import DiscoverySettings
 from vigil.discovery.sadp import SadpRefused, SadpResponder
 from vigil.security.devicekey import DeviceKey
@@ -113,36 +113,25 @@ class RecordingDevice:
         raise SadpRefused("physicalResetRequired")
 
 
-def _emit(event: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(event) + "\n")
-    sys.stdout.flush()
-
-
 async def _serve(args: argparse.Namespace) -> None:
-    device = RecordingDevice(args.serial, args.mac, args.ipv4, _emit)
+    device = RecordingDevice(args.serial, args.mac, args.ipv4, emit)
     key = DeviceKey(args.key)
     settings = DiscoverySettings(sadp_port=args.port, multicast_enabled=not args.no_multicast)
     responder = SadpResponder(
         device, key, args.mac, port=settings.sadp_port, multicast=settings.multicast_enabled
     )
     await responder.start()
-    _emit({"event": "ready", "port": responder.port})
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    emit({"event": "ready", "port": responder.port})
     try:
-        while line := await reader.readline():
-            order = json.loads(line)
-            if order["order"] == "quit":
-                break
+        async for order in orders():
             if order["order"] == "apply":
                 new = dataclasses.replace(settings, **order["settings"])
                 await responder.apply(settings, new)
                 settings = new
-                _emit({"event": "applied", "running": responder.running})
+                emit({"event": "applied", "running": responder.running})
     finally:
         await responder.stop()
-        _emit({"event": "stopped"})
+        emit({"event": "stopped"})
 
 
 def main() -> None:

@@ -32,6 +32,7 @@ PREFIX = 24
 CAM_IF = "cam0"
 CLIENT_IF = "cli0"
 HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -70,6 +71,7 @@ class NetnsPair:
             text=True,
             timeout=timeout,
             env={**os.environ, **(env or {})},
+            cwd=REPO,  # helper processes run as `python -m tests.integration.…`
             check=False,
         )
 
@@ -118,6 +120,7 @@ class LineProcess:
             text=True,
             bufsize=1,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            cwd=REPO,
         )
         self.events: list[dict[str, Any]] = []
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()

@@ -18,7 +18,6 @@ import pytest
 from tests.integration.sadp_netns import (
     CAM_IP,
     CLIENT_IP,
-    HERE,
     LineProcess,
     NetnsPair,
     netns_pair,
@@ -44,7 +43,7 @@ def advertiser(pair: NetnsPair, tmp_path: Path) -> Iterator[LineProcess]:
     argv = pair.exec_args(
         pair.cam,
         [
-            sys.executable, str(HERE / "mdns_peer.py"), "advertise", "--address", CAM_IP,
+            sys.executable, "-m", "tests.integration.mdns_peer", "advertise", "--address", CAM_IP,
             "--name", NAME, "--serial", SERIAL, "--mac", MAC, "--services", services,
         ],
     )  # fmt: skip
@@ -58,7 +57,7 @@ def advertiser(pair: NetnsPair, tmp_path: Path) -> Iterator[LineProcess]:
 
 def browse(pair: NetnsPair, expect: int, timeout: float = 5.0) -> list[dict[str, Any]]:
     argv = [
-        sys.executable, str(HERE / "mdns_peer.py"), "browse", "--address", CLIENT_IP,
+        sys.executable, "-m", "tests.integration.mdns_peer", "browse", "--address", CLIENT_IP,
         "--types", *TYPES, "--expect", str(expect), "--timeout", str(timeout),
     ]  # fmt: skip
     done = pair.run(pair.client, argv, timeout=30)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.media_samples import encode_test_pattern
+from tests.media_samples import encode_test_pattern, libjpeg_frames
 from vigil.media.frames import AccessUnit
 from vigil.media.rtp import make_packetizer
 from vigil.media.rtp.base import Packetizer
@@ -48,30 +48,6 @@ def pyav_stream(
         codec, width, height, FRAMES, pix_fmt=pix_fmt, options=options, fps=FPS, **attributes
     )
     return [data for data, _ in encoded]
-
-
-def gstreamer_jpegs(directory: Path, width: int, height: int) -> list[bytes]:
-    """FRAMES 4:2:2 JPEGs from libjpeg (GStreamer's jpegenc): luma 2x1, chroma 1x1."""
-    caps = f"video/x-raw,format=Y42B,width={width},height={height},framerate={FPS}/1"
-    subprocess.run(
-        [
-            "gst-launch-1.0",
-            "-q",
-            "videotestsrc",
-            "pattern=smpte",
-            f"num-buffers={FRAMES}",
-            "!",
-            caps,
-            "!",
-            "jpegenc",
-            "!",
-            "multifilesink",
-            f"location={directory}/frame%03d.jpg",
-        ],
-        check=True,
-        timeout=30,
-    )
-    return [path.read_bytes() for path in sorted(directory.glob("frame*.jpg"))]
 
 
 @dataclass(frozen=True)
@@ -168,7 +144,7 @@ CASES = {
     ),
     # libjpeg's 4:2:2 (FFmpeg's own 4:2:2 layout is not one RFC 2435 can describe): type 0.
     "mjpeg-422-libjpeg": (
-        Case("MJPEG", "mjpeg", 640, 480, lambda d: gstreamer_jpegs(d, 640, 480), jpeg_types),
+        Case("MJPEG", "mjpeg", 640, 480, lambda d: libjpeg_frames(d, FRAMES, 640, 480), jpeg_types),
         {0},
     ),
 }

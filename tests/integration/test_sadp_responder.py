@@ -25,7 +25,6 @@ from tests.integration.sadp_device_double import RecordingDevice
 from tests.integration.sadp_netns import (
     CAM_IP,
     CLIENT_IP,
-    HERE,
     VENV_BIN,
     LineProcess,
     NetnsPair,
@@ -69,7 +68,7 @@ def cam(pair: NetnsPair, key_file: Path, tmp_path: Path) -> Iterator[LineProcess
     argv = pair.exec_args(
         pair.cam,
         [
-            sys.executable, str(HERE / "sadp_device_double.py"), "--key", str(key_file),
+            sys.executable, "-m", "tests.integration.sadp_device_double", "--key", str(key_file),
             "--serial", SERIAL, "--mac", MAC, "--ipv4", CAM_IP,
         ],
     )  # fmt: skip

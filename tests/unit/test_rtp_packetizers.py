@@ -10,14 +10,13 @@ from __future__ import annotations
 import base64
 import shutil
 import struct
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import ntplib
 import pytest
 
-from tests.media_samples import encode_test_pattern
+from tests.media_samples import encode_test_pattern, libjpeg_frames
 from vigil.media.frames import AccessUnit
 from vigil.media.rtp import make_packetizer
 from vigil.media.rtp.base import Packetizer
@@ -428,35 +427,13 @@ def test_jpeg_restart_interval_gives_type_65_and_restart_header() -> None:
 
 @pytest.mark.skipif(shutil.which("gst-launch-1.0") is None, reason="needs GStreamer")
 def test_jpeg_type_0_from_libjpeg_422(tmp_path: Path) -> None:
-    data = gstreamer_jpegs(tmp_path, "Y42B", 1)[0]
+    data = libjpeg_frames(tmp_path, 1, pixel_format="Y42B")[0]
     layout = parse_jpeg(data)
     assert (layout.type, layout.width, layout.height) == (0, 320, 240)
     tables = {body[0]: body[1:65] for body in jpeg_segments(data, 0xDB)}
     assert layout.quantization_tables == tables[0] + tables[1], "libjpeg: luma 0, chroma 1"
     au = AccessUnit(101, "MJPEG", data, 0, True, 0.0, 320, 240)
     assert {jpeg_fields(p)[1:5] for p in JpegPacketizer().packetize(au)} == {(0, 255, 40, 30)}
-
-
-def gstreamer_jpegs(directory: Path, pixel_format: str, count: int) -> list[bytes]:
-    """JPEG frames from libjpeg (GStreamer's jpegenc), which writes 4:2:2 as Y 2x1, C 1x1."""
-    subprocess.run(
-        [
-            "gst-launch-1.0",
-            "-q",
-            "videotestsrc",
-            f"num-buffers={count}",
-            "!",
-            f"video/x-raw,format={pixel_format},width=320,height=240,framerate=25/1",
-            "!",
-            "jpegenc",
-            "!",
-            "multifilesink",
-            f"location={directory}/frame%03d.jpg",
-        ],
-        check=True,
-        timeout=30,
-    )
-    return [path.read_bytes() for path in sorted(directory.glob("frame*.jpg"))]
 
 
 def test_jpeg_standard_huffman_tables_match_ffmpeg_default() -> None:
