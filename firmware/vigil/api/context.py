@@ -9,10 +9,13 @@ from typing import TYPE_CHECKING, Protocol
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from vigil.board.clock import Clock
     from vigil.board.description import BoardDescription
     from vigil.board.network import NetworkDriver
     from vigil.config.store import ConfigStore
+    from vigil.record.index import RecordingIndex
     from vigil.record.storage import CardStatus
     from vigil.security.accounts import Accounts
     from vigil.security.devicekey import DeviceKey
@@ -74,6 +77,29 @@ class StorageControl(Protocol):
     async def usage(self, card_id: int) -> dict[str, int]: ...  # bytes in record/, picture/
 
 
+@dataclass(frozen=True)
+class TrackStatus:
+    track_id: int
+    stream_id: int
+    recording: bool
+    record_type: str | None  # what the segment being written is ("continuous", "manual"...)
+    manual: bool
+
+
+class RecordingControl(Protocol):
+    """Recording as the API sees it (implemented by `record.service.RecordingService`)."""
+
+    @property
+    def root(self) -> Path | None: ...  # where footage and its index are; None: no card
+
+    @property
+    def index(self) -> RecordingIndex | None: ...  # open while a card takes footage
+
+    def track_status(self, track_id: int) -> TrackStatus | None: ...
+
+    async def manual(self, track_id: int, on: bool) -> None: ...  # LookupError: no such track
+
+
 @dataclass
 class ApiContext:
     board: BoardDescription
@@ -89,6 +115,7 @@ class ApiContext:
     system: SystemControl
     media: MediaControl
     storage: StorageControl
+    recording: RecordingControl
 
 
 CONTEXT = web.AppKey("vigil_context", ApiContext)

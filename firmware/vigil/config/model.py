@@ -11,6 +11,7 @@ import ipaddress
 from dataclasses import dataclass, replace
 
 from vigil.config.schema import check_ip, setting
+from vigil.config.weekly import TIME_OF_DAY, WEEKDAYS, check_period, check_week
 
 # Printable text without XML/markup-breaking characters: names shown in UIs and OSD.
 DISPLAY_TEXT = r"[^<>&\"\x00-\x1f\x7f]*"
@@ -321,6 +322,69 @@ class StorageSettings:
             raise ValueError("the record and picture quotas add up to more than 100 %")
 
 
+# Record modes of a schedule period (SPEC §4, m 5.2.1): what makes the period record.
+# "continuous" always; the others while such an event is active (plus pre/post-record);
+# "motion|alarm" on either, "motion&alarm" on both at once, "event" on any event.
+RECORD_MODES = ("continuous", "motion", "alarm", "motion|alarm", "motion&alarm", "event")
+
+
+@dataclass(frozen=True)
+class RecordPeriod:
+    day: str = setting("monday", choices=WEEKDAYS)
+    start: str = setting("00:00", pattern=TIME_OF_DAY)
+    end: str = setting("24:00", pattern=TIME_OF_DAY)
+    mode: str = setting("continuous", choices=RECORD_MODES)
+
+    def check(self) -> None:
+        check_period(self)
+
+
+def all_week(mode: str = "continuous") -> list[RecordPeriod]:
+    return [RecordPeriod(day=day, mode=mode) for day in WEEKDAYS]
+
+
+@dataclass(frozen=True)
+class RecordTrack:
+    """A recording track (ISAPI `record/tracks/{id}`): track 101 records channel 1.
+
+    `stream` is which of the channel's streams it records (the main one by default), so a
+    small card can hold more days of the sub stream. Pre-record comes from RAM, whole GOPs.
+    """
+
+    id: int = setting(101, min=101, max=3299)
+    enabled: bool = True  # the schedule is in force (off: only manual recording)
+    stream: int = setting(101, min=101, max=3299)
+    schedule: list[RecordPeriod] = setting(factory=all_week, max_items=7 * 8, check=check_week)
+    pre_record_s: int = setting(5, min=0, max=30)
+    post_record_s: int = setting(10, min=5, max=600)
+    segment_seconds: int = setting(60, min=10, max=3600)
+
+    def check(self) -> None:
+        if self.stream // 100 != self.id // 100:
+            raise ValueError(f"track {self.id} records a stream of channel {self.id // 100}")
+
+
+@dataclass(frozen=True)
+class RecordSettings:
+    tracks: list[RecordTrack] = setting(factory=lambda: [RecordTrack()], max_items=96)
+
+    def track(self, track_id: int) -> RecordTrack | None:
+        return next((t for t in self.tracks if t.id == track_id), None)
+
+
+@dataclass(frozen=True)
+class PictureSettings:
+    """JPEG capture to the card (SPEC §4): timed at an interval, and on events."""
+
+    timed_enabled: bool = False
+    timed_interval_s: int = setting(60, min=1, max=7 * 24 * 3600)
+    event_enabled: bool = False
+    event_count: int = setting(1, min=1, max=10)  # pictures per event
+    event_interval_ms: int = setting(1000, min=100, max=60_000)  # between an event's pictures
+    stream: int = setting(101, min=101, max=3299)  # whose resolution the pictures have
+    quality: int = setting(80, min=1, max=100)
+
+
 @dataclass(frozen=True)
 class Config:
     device: DeviceSettings = setting(factory=DeviceSettings)
@@ -334,6 +398,8 @@ class Config:
     streams: list[StreamSettings] = setting(factory=_default_streams, max_items=96)
     rtsp: RtspSettings = setting(factory=RtspSettings)
     storage: StorageSettings = setting(factory=StorageSettings)
+    record: RecordSettings = setting(factory=RecordSettings)
+    picture: PictureSettings = setting(factory=PictureSettings)
 
     def check(self) -> None:
         stream_ids = [s.id for s in self.streams]
@@ -348,6 +414,13 @@ class Config:
             raise ValueError("user ids and names must be unique")
         if ADMIN_NAME not in names:
             raise ValueError("the admin user cannot be removed")
+        track_ids = [t.id for t in self.record.tracks]
+        if len(set(track_ids)) != len(track_ids):
+            raise ValueError("record track ids must be unique")
+        missing = [t.stream for t in self.record.tracks if t.stream not in stream_ids]
+        missing += [self.picture.stream] if self.picture.stream not in stream_ids else []
+        if missing:
+            raise ValueError(f"stream {missing[0]} is recorded but does not exist")
         iface_ids = [n.id for n in self.network]
         if len(set(iface_ids)) != len(iface_ids):
             raise ValueError("network interface ids must be unique")
