@@ -3,6 +3,10 @@
 Tables: `segments` (one row per recording file: stream, relative path, start and end on the
 stream's 90 kHz clock and in UTC microseconds, size, record type, locked, writing/complete),
 `events` (spans of an event type on a stream), and `garbage` (files whose deletion has begun).
+Pictures (JPEG captures, `record/pictures.py`) have their own `pictures` and `picture_garbage`
+tables: their paths are relative to the picture root `<card>/picture`, not to the recording
+root, so the recordings' reconciliation never sees them. The tables were added later with
+CREATE TABLE IF NOT EXISTS: an older index gains them on open, and older firmware ignores them.
 
 Durability. The journal is WAL with `synchronous=NORMAL`: a commit is appended to the WAL
 without an fsync, and only checkpoints fsync. After a power cut the database is consistent and
@@ -20,6 +24,10 @@ nothing the index says about a recording is only in the index:
 
 What would be lost with the tail of the WAL is then only the user's latest `locked` flags and
 event rows, and those are written with `durable=True` (`synchronous=FULL` for that commit).
+
+Pictures follow the same rules: a row is inserted after its file and name were fsynced (a lost
+insert leaves a file without a row, which the picture taker indexes again when it attaches), and
+`drop_pictures` commits durably before anything is unlinked, so a row never outlives its file.
 At one commit per second per stream, FULL would cost a second fsync per fragment for nothing.
 
 Thread-safe: one connection behind a lock. Every method blocks (SQLite I/O), so the event loop
@@ -28,6 +36,7 @@ calls them through `asyncio.to_thread`; recorders call them from their writer th
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -80,12 +89,28 @@ CREATE INDEX IF NOT EXISTS events_by_start ON events (stream_id, start_us);
 CREATE TABLE IF NOT EXISTS garbage (
     path TEXT PRIMARY KEY
 );
+CREATE TABLE IF NOT EXISTS pictures (
+    id INTEGER PRIMARY KEY,
+    channel INTEGER NOT NULL,
+    path TEXT NOT NULL UNIQUE,
+    taken_us INTEGER NOT NULL,
+    event_type TEXT NOT NULL,
+    bytes INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pictures_by_time ON pictures (channel, taken_us);
+CREATE INDEX IF NOT EXISTS pictures_by_age ON pictures (taken_us);
+CREATE TABLE IF NOT EXISTS picture_garbage (
+    path TEXT PRIMARY KEY
+);
 """
 
 _SEGMENT_COLUMNS = (
     "id, stream_id, path, codec, width, height, start_pts, end_pts, start_us, end_us, bytes, "
     "record_type, locked, state"
 )
+_PICTURE_COLUMNS = "id, channel, path, taken_us, event_type, bytes"
+# "timing" for timed captures, else the event that triggered the picture ("motion", "alarm"...).
+PICTURE_EVENT_TYPE = re.compile(r"[a-z][a-z0-9]{0,31}", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +142,16 @@ class Event:
     type: str
     start_us: int
     end_us: int | None  # None while the event lasts
+
+
+@dataclass(frozen=True, slots=True)
+class Picture:
+    id: int
+    channel: int
+    path: str  # relative to the picture root `<card>/picture`, '/' separated
+    taken_us: int  # UTC microseconds
+    event_type: str  # "timing" or the triggering event's type
+    bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +191,15 @@ def _types_clause(record_types: Iterable[str] | None) -> tuple[str, list[str]]:
     if not types:
         return " AND 0", []
     return f" AND record_type IN ({','.join('?' * len(types))})", types
+
+
+def _event_types_clause(event_types: Iterable[str] | None) -> tuple[str, list[str]]:
+    if event_types is None:
+        return "", []
+    types = sorted(set(event_types))
+    if not types:
+        return " AND 0", []
+    return f" AND event_type IN ({','.join('?' * len(types))})", types
 
 
 class RecordingIndex:
@@ -395,3 +439,102 @@ class RecordingIndex:
             (stream_id, end_us, start_us, *(types or []), limit, offset),
         )
         return [Event(*row) for row in rows]
+
+    # -- pictures -----------------------------------------------------------------------------
+    def add_picture(
+        self, channel: int, path: str, taken_us: int, event_type: str, size: int
+    ) -> int:
+        """Insert the row of a picture whose file (and name) is fsynced on the card."""
+        if PICTURE_EVENT_TYPE.fullmatch(event_type) is None:
+            raise ValueError(f"bad picture event type {event_type!r}")
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO pictures (channel, path, taken_us, event_type, bytes)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (channel, path, taken_us, event_type, size),
+            )
+            assert cursor.lastrowid is not None
+            return cursor.lastrowid
+
+    def picture(self, picture_id: int) -> Picture | None:
+        rows = self._query(f"SELECT {_PICTURE_COLUMNS} FROM pictures WHERE id = ?", (picture_id,))
+        return Picture(*rows[0]) if rows else None
+
+    def pictures_overlapping(
+        self,
+        channel: int,
+        start_us: int,
+        end_us: int,
+        event_types: Iterable[str] | None = None,
+        *,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Picture]:
+        """Pictures of the channel taken in [start_us, end_us), oldest first, one page."""
+        _check_span(start_us, end_us)
+        limit, offset = _page(limit, offset)
+        types_sql, types = _event_types_clause(event_types)
+        rows = self._query(
+            f"SELECT {_PICTURE_COLUMNS} FROM pictures WHERE channel = ?"
+            f" AND taken_us >= ? AND taken_us < ?{types_sql}"
+            " ORDER BY taken_us, id LIMIT ? OFFSET ?",
+            (channel, start_us, end_us, *types, limit, offset),
+        )
+        return [Picture(*row) for row in rows]
+
+    def count_pictures(
+        self,
+        channel: int,
+        start_us: int,
+        end_us: int,
+        event_types: Iterable[str] | None = None,
+    ) -> int:
+        _check_span(start_us, end_us)
+        types_sql, types = _event_types_clause(event_types)
+        rows = self._query(
+            "SELECT count(*) FROM pictures WHERE channel = ?"
+            f" AND taken_us >= ? AND taken_us < ?{types_sql}",
+            (channel, start_us, end_us, *types),
+        )
+        return int(rows[0][0])
+
+    def oldest_pictures(self, limit: int) -> list[Picture]:
+        """The pictures to delete first when the picture quota is exceeded (all channels)."""
+        limit, _ = _page(limit, 0)
+        rows = self._query(
+            f"SELECT {_PICTURE_COLUMNS} FROM pictures ORDER BY taken_us, id LIMIT ?", (limit,)
+        )
+        return [Picture(*row) for row in rows]
+
+    def picture_bytes(self) -> int:
+        """What the indexed pictures take (their file sizes)."""
+        return int(self._query("SELECT coalesce(sum(bytes), 0) FROM pictures")[0][0])
+
+    def picture_paths(self, prefix: str) -> set[str]:
+        """Paths of the pictures under a folder (`prefix` ends with '/'): an index range."""
+        if not prefix.endswith("/"):
+            raise ValueError("a picture folder prefix ends with '/'")
+        end = prefix[:-1] + chr(ord("/") + 1)
+        rows = self._query("SELECT path FROM pictures WHERE path >= ? AND path < ?", (prefix, end))
+        return {row[0] for row in rows}
+
+    def drop_pictures(self, picture_ids: Iterable[int]) -> list[str]:
+        """Turn picture rows into garbage rows, durably; the paths to unlink now."""
+        paths: list[str] = []
+        with self._transaction(durable=True) as db:
+            for picture_id in picture_ids:
+                row = db.execute(
+                    "DELETE FROM pictures WHERE id = ? RETURNING path", (picture_id,)
+                ).fetchone()
+                if row is not None:
+                    db.execute("INSERT OR IGNORE INTO picture_garbage (path) VALUES (?)", row)
+                    paths.append(row[0])
+        return paths
+
+    def picture_garbage(self) -> list[str]:
+        return [row[0] for row in self._query("SELECT path FROM picture_garbage ORDER BY path")]
+
+    def forget_picture_garbage(self, paths: Iterable[str]) -> None:
+        """The picture files are unlinked and their directories fsynced."""
+        with self._transaction() as db:
+            db.executemany("DELETE FROM picture_garbage WHERE path = ?", [(p,) for p in paths])
