@@ -544,3 +544,121 @@ def read_layout(f: BinaryIO, *, check_last: bool = True) -> SegmentLayout:
     if {b"ftyp", b"moov"} - head and not layout.problem:
         layout.problem = "incomplete head"
     return layout
+
+
+# -- reading samples back (footage playback and download) ---------------------------------------
+VISUAL_SAMPLE_ENTRY_FIELDS = 78  # the fixed fields of an avc1/hvc1 entry before its boxes
+HVCC_ARRAYS_AT = 22  # the fixed part of an hvcC before numOfArrays
+PATH_TO_STSD = (b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stsd")
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    duration: int  # on the track's (the stream's) 90 kHz clock
+    keyframe: bool
+    data: bytes  # length-prefixed NAL units, as `to_sample` made them
+
+
+def _find_box(data: bytes, start: int, end: int, kind: bytes) -> tuple[int, int]:
+    """(payload start, end) of the first `kind` box among the boxes in data[start:end]."""
+    position = start
+    while position + BOX_HEADER <= end:
+        size, name = struct.unpack_from(">I4s", data, position)
+        if size < BOX_HEADER or position + size > end:
+            break
+        if name == kind:
+            return position + BOX_HEADER, position + size
+        position += size
+    raise FormatError(f"no {kind.decode(errors='replace')} box")
+
+
+def _length_prefixed(data: bytes, position: int, count: int) -> tuple[list[bytes], int]:
+    """`count` units each after a 16-bit length, as in avcC/hvcC; and the offset past them."""
+    units: list[bytes] = []
+    for _ in range(count):
+        if position + 2 > len(data):
+            raise FormatError("decoder configuration cut short")
+        length = struct.unpack_from(">H", data, position)[0]
+        units.append(data[position + 2 : position + 2 + length])
+        position += 2 + length
+    if position > len(data):
+        raise FormatError("decoder configuration cut short")
+    return units, position
+
+
+def _avc_sets(config: bytes) -> ParameterSets:
+    if len(config) < 7:
+        raise FormatError("avcC too short")
+    sps, position = _length_prefixed(config, 6, config[5] & 0x1F)
+    if position >= len(config):
+        raise FormatError("avcC without PPS")
+    pps, _ = _length_prefixed(config, position + 1, config[position])
+    return ParameterSets("H264", (), tuple(sps), tuple(pps))
+
+
+def _hevc_sets(config: bytes) -> ParameterSets:
+    if len(config) <= HVCC_ARRAYS_AT:
+        raise FormatError("hvcC too short")
+    found: dict[int, list[bytes]] = {32: [], 33: [], 34: []}
+    position = HVCC_ARRAYS_AT + 1
+    for _ in range(config[HVCC_ARRAYS_AT]):
+        if position + 3 > len(config):
+            raise FormatError("hvcC cut short")
+        kind, count = config[position] & 0x3F, struct.unpack_from(">H", config, position + 1)[0]
+        units, position = _length_prefixed(config, position + 3, count)
+        found.setdefault(kind, []).extend(units)
+    return ParameterSets("H265", tuple(found[32]), tuple(found[33]), tuple(found[34]))
+
+
+def sample_entry_sets(head: bytes) -> ParameterSets:
+    """The parameter sets in the `avcC`/`hvcC` of a recording's head (the bytes up to the end
+    of its `moov`): what the samples lack and a decoder needs before a keyframe."""
+    start, end = 0, len(head)
+    for kind in PATH_TO_STSD:
+        start, end = _find_box(head, start, end, kind)
+    entries = start + 8  # version and flags, entry_count
+    for entry, codec in ((b"avc1", "H264"), (b"hvc1", "H265")):
+        try:
+            body, body_end = _find_box(head, entries, end, entry)
+        except FormatError:
+            continue
+        config = b"avcC" if codec == "H264" else b"hvcC"
+        at, config_end = _find_box(head, body + VISUAL_SAMPLE_ENTRY_FIELDS, body_end, config)
+        payload = head[at:config_end]
+        return _avc_sets(payload) if codec == "H264" else _hevc_sets(payload)
+    raise FormatError("no avc1 or hvc1 sample entry")
+
+
+def read_samples(f: BinaryIO, span: FragmentSpan) -> list[Sample]:
+    """The samples of one complete fragment (as `read_layout` found it)."""
+    f.seek(span.offset)
+    data = _read_exact(f, span.end - span.offset)
+    if data is None:
+        raise FormatError("fragment cut short")
+    _, table, data_offset = _parse_moof(data)
+    samples: list[Sample] = []
+    position = data_offset
+    for duration, size, flags in table:
+        samples.append(
+            Sample(duration, flags == SAMPLE_FLAGS_SYNC, data[position : position + size])
+        )
+        position += size
+    if position != len(data):
+        raise FormatError("samples do not fill the mdat")
+    return samples
+
+
+def to_annex_b(sample: bytes, sets: ParameterSets | None = None) -> bytes:
+    """A sample back as an Annex B access unit, with `sets` in front (for a keyframe)."""
+    parts: list[bytes] = []
+    if sets is not None:
+        for unit in (*sets.vps, *sets.sps, *sets.pps):
+            parts += (b"\x00\x00\x00\x01", unit)
+    position = 0
+    while position + 4 <= len(sample):
+        length = int.from_bytes(sample[position : position + 4], "big")
+        parts += (b"\x00\x00\x00\x01", sample[position + 4 : position + 4 + length])
+        position += 4 + length
+    if position != len(sample):
+        raise FormatError("sample is not whole length-prefixed NAL units")
+    return b"".join(parts)
