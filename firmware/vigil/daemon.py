@@ -1,7 +1,7 @@
 """vigild: builds the services from the board description and the config, runs them, stops them.
 
 The only module that knows every subsystem. Start order: storage of state (config, secrets,
-log), then the security services, the card, the media plane, then the listeners; stop is the
+log), then the security services, the card, the media plane, recording, then the listeners; stop is the
 reverse, and every task and socket is closed before the process exits (or re-executes itself
 for a simulated reboot).
 """
@@ -38,6 +38,7 @@ from vigil.discovery.sadp import SadpResponder
 from vigil.discovery.sadp_device import SadpDeviceAdapter
 from vigil.media.rtsp.auth import AccountsRtspAuth, RtspDigest
 from vigil.media.service import MediaService
+from vigil.record.service import RecordingService
 from vigil.record.storage import StorageManager
 from vigil.security.accounts import Accounts
 from vigil.security.devicekey import DeviceKey
@@ -145,6 +146,7 @@ class Vigil:
         )
         await self._start_storage()
         await self._start_media()
+        await self._start_recording()
         await self._start_http()
         await self.ntp.start()
         self._stop_steps.append(self.ntp.stop)
@@ -179,6 +181,11 @@ class Vigil:
         await self.media.start()
         self._stop_steps.append(self.media.stop)
 
+    async def _start_recording(self) -> None:
+        self.recording = RecordingService(self.storage, self.store, self.media.hubs.get, self.clock)
+        await self.recording.start()
+        self._stop_steps.append(self.recording.stop)
+
     async def _start_http(self) -> None:
         cert, key = ensure_certificate(self.data_dir / "secrets", f"vigil-{self.identity.serial}")
         ctx = ApiContext(
@@ -200,6 +207,7 @@ class Vigil:
             ),
             media=self.media,
             storage=self.storage,
+            recording=self.recording,
         )
         self.http = HttpService(
             build_app(ctx),
@@ -260,6 +268,8 @@ class Vigil:
         store.subscribe("ports", self.media.apply_ports)
         store.subscribe("streams", self.media.apply_streams)
         store.subscribe("storage", self.storage.apply)
+        store.subscribe("record", self.recording.apply_record)
+        store.subscribe("streams", self.recording.apply_streams)
         store.subscribe("security", self._apply_security)
         store.subscribe("time", self.ntp.apply)
         store.subscribe("network", self._apply_network)

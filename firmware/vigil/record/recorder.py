@@ -18,6 +18,13 @@ spreads any number of streams evenly over the segment), so 32 streams do not all
 and fsync a directory in the same second. A first segment runs to the first boundary at
 least half a segment away.
 
+Mode. A recorder either records (with a record type: continuous, motion, manual...) or
+waits with its stream's latest GOPs in a RAM ring (`prerecord.GopRing`); `set_mode` switches.
+A change travels through the writer's queue in order with the units, so every unit is written
+under the type in force when the hub delivered it: from waiting to recording the ring's units
+go first (pre-record), from recording to waiting the segment is closed, and a new type starts
+a new segment at the next keyframe. The service decides the mode (schedule, events, post-record).
+
 Time. A segment's start (UTC) is its first unit's `captured_at` (monotonic, from the sensor)
 plus the offset `time.time() - time.monotonic()` taken once when the recorder starts: one
 clock for the whole run, so segments neither overlap nor leave false gaps when NTP slews or
@@ -46,6 +53,7 @@ from vigil.media.frames import RTP_CLOCK, AccessUnit
 from vigil.media.hub import StreamHub, Subscription
 from vigil.record.fmp4 import RECORD_CODECS, FormatError, parameter_sets
 from vigil.record.index import MAX_SEGMENT_US, RECORD_TYPES, RecordingIndex
+from vigil.record.prerecord import GopRing
 from vigil.record.segment import (
     FRAGMENT_MAX,
     FragmentWritten,
@@ -69,6 +77,11 @@ ERROR_BACKOFF_S = (1.0, 30.0)
 
 _STOP: Final = "stop"
 _GAP: Final = "gap"
+
+
+@dataclass(frozen=True, slots=True)
+class _Mode:
+    record_type: str | None  # None: stop recording (the segment is closed)
 
 
 @dataclass
@@ -119,24 +132,26 @@ class Recorder:
         index: RecordingIndex,
         *,
         segment_seconds: int = 60,
-        record_type: str = "continuous",
+        record_type: str | None = "continuous",
+        pre_record_s: float = 0.0,
         queue_seconds: float = 30.0,
         queue_units: int | None = None,
         rotate_offset: float | None = None,
     ) -> None:
-        """`queue_seconds` of video at the hub's measured rate sizes the subscription queue,
-        unless `queue_units` does; `rotate_offset` (seconds) shifts this stream's rotations."""
+        """`record_type` None starts waiting (pre-recording `pre_record_s`) instead of
+        recording. `queue_seconds` of video at the hub's measured rate sizes the subscription
+        queue, unless `queue_units` does; `rotate_offset` (seconds) shifts the rotations."""
         low, high = SEGMENT_SECONDS_RANGE
         if not low <= segment_seconds <= high:
             raise ValueError(f"segments are {low}..{high} s")
-        if record_type not in RECORD_TYPES:
-            raise ValueError(f"unknown record type {record_type!r}")
+        _check_type(record_type)
         self.stream_id = stream_id
         self.hub = hub
         self.root = root
         self.index = index
         self.segment_seconds = segment_seconds
-        self.record_type = record_type  # takes effect at the next segment
+        self._mode = record_type  # event-loop side; the writer's copy is `_writer_type`
+        self._ring = GopRing(pre_record_s)
         self.queue_seconds = queue_seconds
         self.queue_units = queue_units
         self.rotate_offset = (
@@ -145,7 +160,7 @@ class Recorder:
             else rotate_offset
         )
         self.stats = RecorderStats()
-        self._units: queue.SimpleQueue[AccessUnit | str] = queue.SimpleQueue()
+        self._units: queue.SimpleQueue[AccessUnit | str | _Mode] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._pump: asyncio.Task[None] | None = None
         self._subscription: Subscription | None = None
@@ -157,6 +172,7 @@ class Recorder:
         self._pump_waiting = False
         self._clock_offset = 0.0
         # Writer thread state.
+        self._writer_type = record_type
         self._writer: SegmentWriter | None = None
         self._segment_id: int | None = None
         self._boundary_us = 0
@@ -176,6 +192,8 @@ class Recorder:
         self._stopping = False
         self._clock_offset = time.time() - time.monotonic()
         self._units = queue.SimpleQueue()
+        self._writer_type = self._mode
+        self._ring.clear()
         self._thread = threading.Thread(
             target=self._write_loop, name=f"vigil-record-{self.stream_id}", daemon=True
         )
@@ -209,6 +227,30 @@ class Recorder:
     def running(self) -> bool:
         return self._thread is not None
 
+    @property
+    def record_type(self) -> str | None:
+        """What the recorder records as now; None while it waits (pre-recording)."""
+        return self._mode
+
+    @property
+    def pre_record_s(self) -> float:
+        return self._ring.seconds
+
+    @pre_record_s.setter
+    def pre_record_s(self, seconds: float) -> None:
+        self._ring.seconds = seconds
+
+    def set_mode(self, record_type: str | None) -> None:
+        """Record as `record_type` from the next unit on, or wait (None)."""
+        _check_type(record_type)
+        if record_type == self._mode:
+            return
+        self._mode = record_type
+        if record_type is None:
+            self._ring.clear()  # it refills from the next keyframe
+        if self._thread is not None:
+            self._units.put(_Mode(record_type))
+
     def _queue_units(self) -> int:
         if self.queue_units is not None:
             return self.queue_units
@@ -227,14 +269,23 @@ class Recorder:
                 if subscription.skips != skips:
                     self.stats.skips += subscription.skips - skips
                     skips = subscription.skips
+                    self._ring.clear()
                     self._units.put(_GAP)
-                await self._wait_for_room()
-                self._sent += 1
-                self._units.put(batch.au)
+                if self._mode is None:
+                    self._ring.add(batch.au)
+                    continue
+                for au in self._ring.drain():  # pre-record: what came before the start
+                    await self._hand_over(au)
+                await self._hand_over(batch.au)
             if not self._stopping:
                 # The hub ended the subscription (a new codec): what follows is another stream.
                 log.info("stream %d: the stream changed; recording goes on", self.stream_id)
                 self._units.put(_GAP)
+
+    async def _hand_over(self, au: AccessUnit) -> None:
+        await self._wait_for_room()
+        self._sent += 1
+        self._units.put(au)
 
     async def _wait_for_room(self) -> None:
         while self._sent - self._taken >= WRITER_BACKLOG:
@@ -257,6 +308,11 @@ class Recorder:
                 item = self._units.get(timeout=timeout)
             except queue.Empty:
                 self._guarded(self._flush_late)
+                continue
+            if isinstance(item, _Mode):
+                self._writer_type = item.record_type
+                if item.record_type is None:
+                    self._guarded(self._close_segment)
                 continue
             if isinstance(item, str):
                 if item == _GAP:
@@ -312,7 +368,8 @@ class Recorder:
         span = au.pts - writer.info.start_pts
         if au.keyframe:
             wall_us = writer.info.start_us + ticks_to_us(span)
-            if wall_us >= self._boundary_us or not writer.matches(au):
+            switched = writer.info.record_type != self._writer_type
+            if wall_us >= self._boundary_us or switched or not writer.matches(au):
                 self._close_segment(next_pts=au.pts)
                 self._open(au)
                 return
@@ -327,6 +384,9 @@ class Recorder:
     def _open(self, au: AccessUnit) -> None:
         """Start a segment with `au` if it can start one (a keyframe, after any back-off)."""
         self.stats.waiting_for_keyframe = True
+        record_type = self._writer_type
+        if record_type is None:
+            return  # units queued before a stop
         if au.codec not in RECORD_CODECS:
             if not self._unrecordable_logged:
                 log.warning("stream %d: %s is not recorded", self.stream_id, au.codec)
@@ -349,7 +409,9 @@ class Recorder:
             relative = f"{base}~{suffix}.mp4"
             path = self.root / relative
         try:
-            self._writer = SegmentWriter(path, au, start_us=start_us, record_type=self.record_type)
+            self._writer = SegmentWriter(
+                path, au, start_us=start_us, record_type=record_type, stream_id=self.stream_id
+            )
         except FormatError as exc:
             log.warning("stream %d: cannot start a segment: %s", self.stream_id, exc)
             return
@@ -403,3 +465,8 @@ class Recorder:
         self.stats.bytes += written.size - self._size_accounted
         self._size_accounted = written.size
         self._backoff = ERROR_BACKOFF_S[0]
+
+
+def _check_type(record_type: str | None) -> None:
+    if record_type is not None and record_type not in RECORD_TYPES:
+        raise ValueError(f"unknown record type {record_type!r}")

@@ -81,8 +81,17 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 class SegmentWriter:
-    def __init__(self, path: Path, first: AccessUnit, *, start_us: int, record_type: str) -> None:
-        """`first` must be a keyframe with its parameter sets; `start_us` is its wall time."""
+    def __init__(
+        self,
+        path: Path,
+        first: AccessUnit,
+        *,
+        start_us: int,
+        record_type: str,
+        stream_id: int | None = None,
+    ) -> None:
+        """`first` must be a keyframe with its parameter sets; `start_us` is its wall time;
+        `stream_id` is the track the file belongs to (by default the unit's stream)."""
         if first.codec not in RECORD_CODECS:
             raise FormatError(f"{first.codec} cannot be recorded")
         if not first.keyframe:
@@ -93,7 +102,7 @@ class SegmentWriter:
         self.path = path
         self.sets: ParameterSets = sets
         self.info = SegmentInfo(
-            stream_id=first.stream_id,
+            stream_id=first.stream_id if stream_id is None else stream_id,
             codec=first.codec,
             width=first.width,
             height=first.height,
