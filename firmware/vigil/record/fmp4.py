@@ -244,6 +244,9 @@ def full_box(kind: bytes, version: int, flags: int, *parts: bytes) -> bytes:
     return box(kind, struct.pack(">I", (version << 24) | flags), *parts)
 
 
+FTYP = box(b"ftyp", b"iso6", struct.pack(">I", 0), b"iso6isommp41")
+
+
 _MATRIX = struct.pack(">9I", 0x00010000, 0, 0, 0, 0x00010000, 0, 0, 0, 0x40000000)
 
 
@@ -267,10 +270,15 @@ def _sample_entry(info: SegmentInfo, sets: ParameterSets) -> bytes:
 
 def init_segment(info: SegmentInfo, sets: ParameterSets) -> bytes:
     """`ftyp`, the info `uuid` box and an empty `moov` with `mvex`: the head of every recording."""
+    return FTYP + box(b"uuid", INFO_UUID, info.to_json()) + movie(info, sets)
+
+
+def movie(info: SegmentInfo, sets: ParameterSets, edit: tuple[int, int] | None = None) -> bytes:
+    """An empty `moov` with `mvex` for fragments of one track. `edit`: (media time, duration)
+    of the one edit that presents a part of the track (an `elst`; the duration 0 means to the
+    end of the fragments), e.g. to skip the lead-in from a keyframe to where a file starts."""
     if info.codec != sets.codec:
         raise FormatError("the parameter sets are not of the segment's codec")
-    ftyp = box(b"ftyp", b"iso6", struct.pack(">I", 0), b"iso6isommp41")
-    meta = box(b"uuid", INFO_UUID, info.to_json())
     empty_table = full_box(b"stts", 0, 0, struct.pack(">I", 0))
     stbl = box(
         b"stbl",
@@ -313,8 +321,12 @@ def init_segment(info: SegmentInfo, sets: ParameterSets) -> bytes:
         struct.pack(">I", TRACK_ID + 1),
     )
     mvex = box(b"mvex", full_box(b"trex", 0, 0, struct.pack(">IIIII", TRACK_ID, 1, 0, 0, 0)))
-    moov = box(b"moov", mvhd, box(b"trak", tkhd, mdia), mvex)
-    return ftyp + meta + moov
+    edts = b""
+    if edit is not None:
+        media_time, duration = edit
+        entry = struct.pack(">QqHH", duration, media_time, 1, 0)  # rate 1.0
+        edts = box(b"edts", full_box(b"elst", 1, 0, struct.pack(">I", 1), entry))
+    return box(b"moov", mvhd, box(b"trak", tkhd, edts, mdia), mvex)
 
 
 def fragment(
