@@ -9,6 +9,7 @@ from aiohttp import web
 from vigil.api import (
     isapi_content,
     isapi_network,
+    isapi_record,
     isapi_security,
     isapi_storage,
     isapi_streaming,
@@ -27,6 +28,7 @@ ISAPI_MODULES = (
     isapi_content,
     isapi_streaming,
     isapi_storage,
+    isapi_record,
 )
 log = logging.getLogger(__name__)
 
