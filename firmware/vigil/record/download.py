@@ -133,7 +133,7 @@ def _fragments(codec: str, timed: Iterator[tuple[RecordedUnit, int]]) -> Iterato
     keys: list[bool] = []
     ticks = size = 0
     for unit, duration in timed:
-        full = ticks >= FRAGMENT_TICKS or size >= FRAGMENT_BYTES
+        full = ticks + duration > FRAGMENT_TICKS or size >= FRAGMENT_BYTES
         if samples and (unit.au.keyframe or full):
             yield fragment(sequence, base_time, durations, samples, keys)
             sequence, base_time = sequence + 1, base_time + ticks
