@@ -1,5 +1,6 @@
-"""The card through a real vigild: a loop-device card image is formatted over ISAPI, fills up,
-is pulled and put back, and bad requests change nothing. Needs root and loop devices."""
+"""The card through a real vigild: a loop-device card image is formatted over ISAPI, is
+recorded to, fills up, is pulled (the device keeps streaming) and put back (recording
+resumes), and bad requests change nothing. Needs root and loop devices."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.rtsp_fixtures import ffprobe
 from tests.integration.test_users import add_user
-from tests.vigild import Vigild
+from tests.vigild import ADMIN_PASSWORD, Vigild
 
 NS = "{http://www.hikvision.com/ver20/XMLSchema}"
 STORAGE = "/ISAPI/ContentMgmt/Storage"
@@ -93,6 +95,16 @@ def rtsp_answers(device: Vigild) -> bool:
         return conn.recv(1024).startswith(b"RTSP/1.0 ")
 
 
+def live_stream_plays(device: Vigild) -> bool:
+    url = f"rtsp://admin:{ADMIN_PASSWORD}@127.0.0.1:{device.rtsp_port}/Streaming/channels/101"
+    probe = ffprobe(url)
+    return probe.returncode == 0 and "h264" in probe.stdout
+
+
+def recordings(mount_point: Path) -> set[Path]:
+    return set((mount_point / "record" / "video").rglob("*.mp4"))
+
+
 def quotas(device: Vigild) -> tuple[str, str]:
     doc = ET.fromstring(device.get(f"{STORAGE}/quota/1").content)
     return doc.findtext(f"{NS}videoQuotaRatio") or "", doc.findtext(f"{NS}pictureQuotaRatio") or ""
@@ -149,6 +161,7 @@ def test_format_fill_pull_and_put_back(vigild_factory, card_image: Path) -> None
     assert {"noatime", "nodev", "nosuid", "noexec", "commit=10"} <= set(options)
     assert (mount_point / "record").is_dir() and (mount_point / "picture").is_dir()
     assert log_count(device, "Operation", "remoteFormatHdd") == 1
+    wait_for(lambda: bool(recordings(mount_point)), "the default continuous recording")
 
     # A full card: `full`, and with overwrite off `diskfull`; room again: `normal`.
     overwrite_off = "<StoragePolicy><overwrite>false</overwrite></StoragePolicy>"
@@ -170,13 +183,15 @@ def test_format_fill_pull_and_put_back(vigild_factory, card_image: Path) -> None
     wait_for(lambda: hdd(device)["vigilState"] == "absent", "an empty slot")
     assert log_count(device, "Exception", "diskError") == 1
     assert device.get("/ISAPI/System/deviceInfo").status_code == 200
-    assert rtsp_answers(device)
+    assert rtsp_answers(device) and live_stream_plays(device)
 
-    # Put back: picked up on its own.
+    # Put back: picked up on its own, and recording resumes in a new segment.
     run("losetup", "--find", "--show", str(card_image))
     wait_for(lambda: hdd(device)["vigilState"] == "normal", "the card back")
     assert log_count(device, "Information", "diskErrorCleared") == 1
     assert mounted(mount_point)
+    before = recordings(mount_point)
+    wait_for(lambda: bool(recordings(mount_point) - before), "recording to resume")
 
     # Pulled with `losetup -d` alone while mounted (the kernel defers the detach).
     run("losetup", "-d", hdd(device)["hddPath"])
