@@ -460,6 +460,10 @@ class RecordingIndex:
         rows = self._query(f"SELECT {_PICTURE_COLUMNS} FROM pictures WHERE id = ?", (picture_id,))
         return Picture(*rows[0]) if rows else None
 
+    def picture_by_path(self, path: str) -> Picture | None:
+        rows = self._query(f"SELECT {_PICTURE_COLUMNS} FROM pictures WHERE path = ?", (path,))
+        return Picture(*rows[0]) if rows else None
+
     def pictures_overlapping(
         self,
         channel: int,
