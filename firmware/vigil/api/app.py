@@ -8,6 +8,7 @@ from aiohttp import web
 
 from vigil.api import (
     isapi_content,
+    isapi_download,
     isapi_network,
     isapi_record,
     isapi_security,
@@ -29,6 +30,7 @@ ISAPI_MODULES = (
     isapi_streaming,
     isapi_storage,
     isapi_record,
+    isapi_download,
 )
 log = logging.getLogger(__name__)
 

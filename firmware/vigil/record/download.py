@@ -32,7 +32,7 @@ another codec or size.)
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 from vigil.media.frames import RTP_CLOCK
@@ -64,7 +64,7 @@ def us_to_ticks(us: int) -> int:
 
 def download(
     root: Path, index: RecordingIndex, stream_id: int, start_us: int, end_us: int
-) -> Iterator[bytes]:
+) -> Generator[bytes, None, None]:
     """The MP4 of [start_us, end_us) as chunks (the head, then a fragment each). Blocking:
     advance it in a thread. Raises NoFootage at the first chunk if there is nothing to give."""
     units = _until_change(read_footage(root, index, stream_id, start_us, end_us))
