@@ -6,8 +6,10 @@ takes writes (`StorageManager.root()`). When a card becomes writable the service
 index, reconciles it with the files (a power cut or a pulled card leaves work for it), starts
 the recorders and then the other card users (pictures); when the card goes away (pulled,
 failing, being formatted) the storage manager awaits the service, which stops them all first,
-so no file is open when the card is unmounted. A card that fills up with overwrite off stops
-recording (the storage manager raises `diskfull`); with overwrite on, retention makes room.
+so no file is open when the card is unmounted. Retention (`retention.py`: expiry, overwrite of
+the oldest when space runs low, the record quota) sweeps every few seconds and at once when the
+card turns full. A card that fills up with overwrite off stops recording (the storage manager
+raises `diskfull`) until there is room again.
 
 Policy, evaluated every second and at once on an event or a manual command. A track records
 - `manual` while manual recording is on (ISAPI record/control/manual), schedule or not;
@@ -41,11 +43,13 @@ from vigil.media.hub import StreamHub
 from vigil.record.index import RecordingIndex
 from vigil.record.reconcile import reconcile
 from vigil.record.recorder import Recorder
+from vigil.record.retention import Retention
 from vigil.record.storage import RECORD_DIR, CardState, CardStatus, StorageManager
 
 log = logging.getLogger(__name__)
 
 POLICY_TICK_S = 1.0
+SWEEP_INTERVAL_S = 5.0
 RATE_WINDOW_S = 10.0  # the recording rate retention plans with is averaged over this
 # Event kinds that schedule modes name; any other kind (tamper, video loss...) is an "event".
 MOTION, ALARM = "motion", "alarm"
@@ -106,6 +110,8 @@ class RecordingService:
         self._events: dict[int, dict[str, _EventSpan]] = {}
         self._lock = asyncio.Lock()
         self._policy: asyncio.Task[None] | None = None
+        self._retention: Retention | None = None
+        self._sweep_now = asyncio.Event()
         self._rate = 0.0
         self._rate_sample = (time.monotonic(), 0)
 
@@ -194,7 +200,9 @@ class RecordingService:
         async with self._lock:
             await self._detach()
 
-    async def _on_card(self, _status: CardStatus) -> None:
+    async def _on_card(self, status: CardStatus) -> None:
+        if status.state is CardState.FULL:
+            self._sweep_now.set()
         await self._follow_card()
 
     async def _follow_card(self) -> None:
@@ -215,6 +223,10 @@ class RecordingService:
             log.error("recordings on %s cannot be opened: %s", card_root, exc)
             return
         self._card_root, self._index = card_root, index
+        self._retention = Retention(
+            root, index, settings=lambda: self.store.current.storage, rate=self.rate
+        )
+        self._sweep_now.set()  # a card that comes back full, or with expired footage
         await self._sync_recorders(self._settings())
         for user in self._users:
             try:
@@ -234,6 +246,7 @@ class RecordingService:
         await asyncio.gather(*(r.stop() for r in self._recorders.values()))
         self._recorders.clear()
         index, self._index, self._card_root = self._index, None, None
+        self._retention = None
         await asyncio.to_thread(index.close)
         log.info("recording stopped: no card takes footage")
 
@@ -284,10 +297,25 @@ class RecordingService:
 
     # -- policy ---------------------------------------------------------------------------
     async def _run_policy(self) -> None:
+        next_sweep = 0.0
         while True:
-            await asyncio.sleep(POLICY_TICK_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._sweep_now.wait(), POLICY_TICK_S)
             self._measure_rate()
             self._evaluate()
+            if self._sweep_now.is_set() or time.monotonic() >= next_sweep:
+                self._sweep_now.clear()
+                next_sweep = time.monotonic() + SWEEP_INTERVAL_S
+                await self._sweep()
+
+    async def _sweep(self) -> None:
+        async with self._lock:  # the card stays while it runs
+            if self._retention is None:
+                return
+            try:
+                await asyncio.to_thread(self._retention.sweep)  # logs what it deletes
+            except Exception as exc:
+                log.warning("retention sweep failed: %s", exc)
 
     def _measure_rate(self) -> None:
         then, recorded = self._rate_sample
