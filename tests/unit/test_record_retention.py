@@ -188,9 +188,11 @@ def sweep_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 def test_marks_cap_the_hour_on_small_cards() -> None:
-    four_mbps = 4_000_000 / 8
+    one_mbps, four_mbps = 1_000_000 / 8, 4_000_000 / 8
     small, large = 64 * MB, 64 * 1024 * MB
-    assert low_space_marks(small, four_mbps) == (round(0.05 * small), round(0.06 * small))
+    assert low_space_marks(small, one_mbps) == (round(0.05 * small), round(0.06 * small))
+    # Never less than 15 s of recording: a sweep every 5 s must find room left.
+    assert low_space_marks(small, four_mbps) == (7_500_000, 7_500_000 + round(0.01 * small))
     assert low_space_marks(large, four_mbps) == (1_800_000_000, 1_800_000_000 + large // 100)
     assert low_space_marks(large, 0.0) == (large // 100, 2 * large // 100)  # not recording
     assert quota_marks(1000 * MB, 80) == (800 * MB, 790 * MB)
@@ -206,7 +208,7 @@ def test_low_space_deletes_the_oldest_unlocked_and_keeps_locked(
     locked = [segments[0], segments[1], segments[3]]
     index.set_locked([s.id for s in locked], True)
     capacity, free = filesystem_space(card)
-    rate = 1_000_000.0  # 8 Mbps: an hour is 3.6 GB, so the 5 % cap decides
+    rate = 100_000.0  # 0.8 Mbps: an hour is 360 MB, 15 s 1.5 MB, so the 5 % cap decides
     low, high = low_space_marks(capacity, rate)
     assert free < low == round(0.05 * capacity)
     unlocked = [s for s in segments if s not in locked]

@@ -4,14 +4,17 @@ One `sweep` decides and deletes; the recording service runs it in a worker threa
 seconds and at once when the card turns full. Policy (SPEC §4, `StorageSettings`):
 
 - Low space (only with `overwrite` on): deletion starts when the file system's free space is
-  below `max(1 % of capacity, min(1 h at the current recording rate, 5 % of capacity))` and
-  frees, oldest first across all streams, up to that mark plus 1 % of capacity. The hour is
-  capped at 5 % of the card, or an hour of 4 Mbps (1.8 GB) would be all of a 2 GB card and a
-  64 MB card would be emptied; with the 1 % margin free space ends at 2 % or more, where the
-  storage manager clears `full` again. Hysteresis: once below the low mark, deletion goes on
-  (in later sweeps too) until the high mark is reached, so it does not nibble one segment per
-  sweep; what is needed is measured once per sweep and freed by the sizes of the rows deleted
-  (space held by a file that is still open, e.g. played back, comes back only at its close).
+  below `max(1 % of capacity, min(1 h of recording, max(5 % of capacity, 15 s of recording)))`
+  at the current recording rate, and frees, oldest first across all streams, up to that mark
+  plus 1 % of capacity. The hour is capped at 5 % of the card, or an hour of 4 Mbps (1.8 GB)
+  would be all of a 2 GB card and a 64 MB card would be emptied; but never below 15 s of
+  recording, since sweeps come every 5 s and a small card written fast (8 Mbps on 64 MB) would
+  otherwise fill up between two of them. With the 1 % margin free space ends at 2 % or more,
+  where the storage manager clears `full` again. Hysteresis: once below the low mark, deletion
+  goes on (in later sweeps too) until the high mark is reached, so it does not nibble one
+  segment per sweep; what is needed is measured once per sweep and freed by the sizes of the
+  rows deleted (space held by a file that is still open, e.g. played back, comes back only at
+  its close).
 - Quota (only with `overwrite` on): when the footage (the sum of the index's segment sizes) is
   over `record_quota_percent` of capacity, the oldest goes until it is 1 % of capacity under
   the quota. A 0 % quota keeps no unlocked footage at all.
@@ -21,8 +24,8 @@ seconds and at once when the card turns full. Policy (SPEC §4, `StorageSettings
 - Never deleted: a locked segment, or one being written (only `complete` rows qualify; the
   index checks both again in the transaction that deletes the row). When space or quota is
   short and only such footage is left, that is logged once (until room comes back) and the
-  sweep stops. With overwrite off nothing is deleted for space or quota: recording stops and the
-  storage manager raises `diskfull`.
+  sweep stops. With overwrite off nothing is deleted for space or quota (the report says
+  `short`): a card that fills up stops recording and the storage manager raises `diskfull`.
 
 Deletion goes through `delete_segments` (row -> garbage row, unlink, directory fsync, forget
 the garbage row: a crash at any point is finished by reconciliation), in batches of `BATCH`
@@ -57,7 +60,8 @@ from vigil.record.storage import FULL_BELOW, FULL_CLEARS_AT
 log = logging.getLogger(__name__)
 
 HOUR_S = 3600  # SPEC §4: overwrite when less than an hour of recording is left ...
-HOUR_SHARE = 0.05  # ... but that hour is at most this share of the card
+HOUR_SHARE = 0.05  # ... but that hour is at most this share of the card ...
+HEADROOM_S = 15  # ... or this much recording, if more: sweeps run every 5 s
 MARGIN_SHARE = FULL_CLEARS_AT - FULL_BELOW  # deletion goes this far past the mark
 BATCH = 64  # segments per delete_segments call
 MAX_BATCHES = 16  # per sweep
@@ -78,7 +82,8 @@ def filesystem_space(path: Path) -> tuple[int, int]:
 
 def low_space_marks(capacity: int, rate: float) -> tuple[int, int]:
     """(start deleting below, stop at or above) in free bytes; `rate` in bytes/s."""
-    hour = min(HOUR_S * max(rate, 0.0), HOUR_SHARE * capacity)
+    rate = max(rate, 0.0)
+    hour = min(HOUR_S * rate, max(HOUR_SHARE * capacity, HEADROOM_S * rate))
     low = round(max(FULL_BELOW * capacity, hour))
     return low, low + round(MARGIN_SHARE * capacity)
 
