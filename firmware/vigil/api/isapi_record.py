@@ -1,4 +1,4 @@
-"""ISAPI ContentMgmt record: the record tracks and their schedules, manual recording.
+"""ISAPI ContentMgmt record: tracks and their schedules, manual recording, footage search.
 
 Tracks (`GET .../record/tracks`, `GET|PUT .../record/tracks/{id}`, `.../{id}/capabilities`) are
 Hikvision's `TrackList`/`Track`, mapped onto `RecordTrack` and two device-wide storage settings:
@@ -34,14 +34,47 @@ Manual recording: `PUT|POST .../record/control/manual/start|stop/tracks/{id}` (H
 documentation says POST, many clients PUT; permission `record`). Starting needs a card that
 takes recordings (`hddNotExist` otherwise); stopping always succeeds. Manual recording lasts
 until stopped or until the daemon restarts.
+
+Search: `GET|POST /ISAPI/ContentMgmt/search` (permission `playBack`), `CMSearchDescription` ->
+`CMSearchResult`. A track's footage is the index rows under the track's id (its recorder
+writes them so), whichever stream it records.
+- `trackIDList/trackID` (or `trackList/trackID`): one or more configured tracks (an unknown
+  one is a 400); without the list, every track. Results come track by track in the order
+  asked, oldest first within a track, so paging is stable while nothing is recorded.
+- One `timeSpanList/timeSpan{startTime, endTime}`, ISO 8601 with `Z` or an offset; a time
+  without a zone is the device's local time (its configured time zone). The span is after
+  2000-01-01, before 2100, ends after it starts and lasts at most 366 days.
+- `maxResults` 1..1000 (100 if absent), `searchResultPostion` (Hikvision's spelling) or
+  `searchResultPosition` 0..10,000,000.
+- `metadataList/metadataDescriptor`: `//recordType.meta.std-cgi.com` (every type) or
+  `.../<type>`, several meaning any of them; `recordType.meta.isapi.com` is the same. The
+  types are `FILTER_WORDS`: Hikvision's result words (`timing`, `motion`, `alarm`,
+  `manual`), its mode names (`CMR`, `MOTION`, `ALARM`, `EDR`, `ALARMANDMOTION`, `AllEvent`),
+  and `event`. Anything else, pictures included, is a 400.
+- `contentTypeList/contentType` `video` or `metadata` (clients send either for recordings).
+Each match is one recording file: `timeSpan` is its span in UTC with `Z`, the start rounded
+down and the end up to the second (so it covers the file; Hikvision's times are UTC too);
+`playbackURI` is `record.footage.playback_uri` of the file's exact span (RTSP port and the
+host the client reached); `codecType` `H.264-BP` or `H.265`; `metadataDescriptor`
+`recordType.meta.std-cgi.com/<word>` with `RESULT_WORDS`. `responseStatusStrg` is `MORE`
+while matches follow this page, else `OK`, or `NO MATCHES` for an empty page;
+`totalMatches` (Vigil's) counts every match. Without a card: `NO MATCHES`.
+
+Calendar: `POST|GET .../record/tracks/{id}/dailyDistribution` with `trackDailyParam{year,
+monthOfYear}` -> `trackDailyDistribution{dayList{day{id, dayOfMonth, record, recordType}}}`
+for every day of that month in device local time; `recordType` is `time` for a day with
+continuous footage, `event` for one with only other footage.
 """
 
 from __future__ import annotations
 
+import asyncio
+import calendar
 import dataclasses
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from aiohttp import web
@@ -57,9 +90,12 @@ from vigil.api.errors import (
 )
 from vigil.api.io import by_url_id, config_change, ok, read_body, read_xml, xml_response
 from vigil.api.xml import XmlIn, render
+from vigil.board.clock import parse_time_zone
 from vigil.config.model import Config, RecordPeriod, RecordTrack, StorageSettings
 from vigil.config.schema import ConfigError, checked_replace, from_dict
 from vigil.config.weekly import MAX_PERIODS_PER_DAY, WEEKDAYS, check_week, minutes
+from vigil.record.footage import RTSP_DEFAULT_PORT, playback_uri
+from vigil.record.index import PAGE_LIMIT, RecordingIndex, Segment
 
 routes = web.RouteTableDef()
 
@@ -96,6 +132,44 @@ ELEMENTS = {
 _TIME_OF_DAY = re.compile(r"(\d\d):(\d\d)(?::(\d\d))?")
 _DURATION = re.compile(r"P(\d{1,4})D(?:T(?:0+H)?(?:0+M)?(?:0+S)?)?", re.IGNORECASE)
 MANUAL_BODY_LIMIT = 4096  # clients send no body; whatever comes is read (bounded) and ignored
+
+# Search. Record types as results name them (`timing` is Hikvision's word for continuous).
+RECORD_META = "recordType.meta.std-cgi.com"
+RECORD_META_PREFIXES = frozenset({RECORD_META.lower(), "recordtype.meta.isapi.com"})
+RESULT_WORDS = {
+    "continuous": "timing",
+    "motion": "motion",
+    "alarm": "alarm",
+    "manual": "manual",
+    "event": "event",
+}
+_EVENTS = frozenset({"motion", "alarm", "event"})
+# What a search's record-type word finds, read without regard to case: the result words,
+# the schedule's mode names and the words clients are seen to send. None: every type.
+# ALARMANDMOTION finds `event` footage: the recorder files motion&alarm recordings under it.
+FILTER_WORDS: dict[str, frozenset[str] | None] = {
+    "": None,
+    "all": None,
+    **dict.fromkeys(("timing", "time", "cmr", "continuous"), frozenset({"continuous"})),
+    **dict.fromkeys(("motion", "vmd", "videomotion", "motiondetection"), frozenset({"motion"})),
+    "alarm": frozenset({"alarm"}),
+    **dict.fromkeys(("edr", "alarmormotion"), frozenset({"motion", "alarm"})),
+    "alarmandmotion": frozenset({"event"}),
+    "manual": frozenset({"manual"}),
+    "event": frozenset({"event"}),
+    "allevent": _EVENTS,
+}
+SEGMENT_CODECS = {"H264": "H.264-BP", "H265": "H.265"}
+DEFAULT_RESULTS = 100
+MAX_RESULTS = PAGE_LIMIT
+MAX_POSITION = 10_000_000
+MAX_SEARCH_TRACKS = 96
+MAX_DESCRIPTORS = 16
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EARLIEST_SEARCH = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_SEARCH = datetime(2100, 1, 1, tzinfo=UTC)
+MAX_SEARCH_SPAN = timedelta(days=366)
+DAY_US = 24 * 3600 * 1_000_000
 
 
 @dataclass(frozen=True)
@@ -143,7 +217,7 @@ def _in_week_order(periods: list[RecordPeriod]) -> list[RecordPeriod]:
 def _rtsp_authority(request: web.Request, port: int) -> str:
     host = request.url.host or "localhost"
     host = f"[{host}]" if ":" in host else host
-    return host if port == 554 else f"{host}:{port}"
+    return host if port == RTSP_DEFAULT_PORT else f"{host}:{port}"
 
 
 def _source_doc(request: web.Request, track: RecordTrack, config: Config) -> dict[str, Any]:
@@ -476,3 +550,257 @@ async def manual_start(request: web.Request) -> web.Response:
 @requires("record")
 async def manual_stop(request: web.Request) -> web.Response:
     return await _manual(request, False)
+
+
+# -- footage search ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FootageQuery:
+    search_id: str
+    tracks: tuple[int, ...]
+    start_us: int
+    end_us: int
+    record_types: frozenset[str] | None  # None: every type
+    offset: int
+    limit: int
+
+
+def _texts(doc: XmlIn, list_tag: str, item_tag: str, limit: int) -> list[str] | None:
+    """The texts of `<list_tag><item_tag>..</item_tag>*</list_tag>`; None without the list."""
+    items = doc.child(list_tag)
+    if items is None:
+        return None
+    texts = []
+    for item in items.children(item_tag, limit=limit):
+        item.finish()  # an item holds text, not elements
+        texts.append((item.element.text or "").strip())
+    items.finish()
+    return texts
+
+
+def _search_tracks(doc: XmlIn, config: Config) -> tuple[int, ...]:
+    """The tracks asked for (`trackIDList`, or `trackList` as some clients say); all without."""
+    asked = _texts(doc, "trackIDList", "trackID", MAX_SEARCH_TRACKS)
+    if asked is None:
+        asked = _texts(doc, "trackList", "trackID", MAX_SEARCH_TRACKS)
+    if asked is None:
+        return tuple(t.id for t in config.record.tracks)
+    tracks: list[int] = []
+    for text in asked:
+        track = config.record.track(int(text)) if text.isdigit() and len(text) <= 4 else None
+        if track is None:
+            raise bad_parameters(f"<trackID> {text[:16]!r}: no such record track")
+        if track.id not in tracks:
+            tracks.append(track.id)
+    if not tracks:
+        raise bad_parameters("<trackIDList> names no track")
+    return tuple(tracks)
+
+
+def _search_time(doc: XmlIn, tag: str, zone: tzinfo) -> datetime:
+    text = doc.text(tag, max_len=64)
+    if not text:
+        raise bad_xml_content(f"<timeSpan> needs <{tag}>")
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise bad_parameters(f"<{tag}> {text!r} is not an ISO 8601 date and time") from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=zone)
+
+
+def _search_span(doc: XmlIn, config: Config) -> tuple[int, int]:
+    """The one timeSpan -> UTC microseconds; a time without a zone is the device's local time."""
+    spans = doc.child("timeSpanList")
+    if spans is None:
+        raise bad_xml_content("a search needs <timeSpanList>")
+    zone = parse_time_zone(config.time.time_zone)
+    found = None
+    for span in spans.children("timeSpan", limit=1):
+        found = _search_time(span, "startTime", zone), _search_time(span, "endTime", zone)
+        span.finish()
+    spans.finish()
+    if found is None:
+        raise bad_xml_content("<timeSpanList> needs a <timeSpan>")
+    start, end = found
+    if end <= start:
+        raise bad_parameters("<endTime> is not after <startTime>")
+    if start < EARLIEST_SEARCH or end > LATEST_SEARCH:
+        raise bad_parameters("a search lies between 2000 and 2100")
+    if end - start > MAX_SEARCH_SPAN:
+        raise bad_parameters(f"a search spans at most {MAX_SEARCH_SPAN.days} days")
+    return _us(start), _us(end)
+
+
+def _us(when: datetime) -> int:
+    return (when - EPOCH) // timedelta(microseconds=1)
+
+
+def _descriptor_types(text: str) -> frozenset[str] | None:
+    """`//recordType.meta.std-cgi.com[/<word>]` -> the record types it asks for (None: all)."""
+    prefix, _, word = text.strip().strip("/").partition("/")
+    if prefix.lower() not in RECORD_META_PREFIXES:
+        raise bad_parameters(
+            f"<metadataDescriptor> {text[:64]!r}: only //recordType.meta.std-cgi.com[/type] "
+            "searches are supported"
+        )
+    if word.lower() not in FILTER_WORDS:
+        known = ", ".join(sorted({w for w in FILTER_WORDS if w}))
+        raise bad_parameters(f"<metadataDescriptor>: unknown record type {word[:32]!r} ({known})")
+    return FILTER_WORDS[word.lower()]
+
+
+def _search_types(doc: XmlIn) -> frozenset[str] | None:
+    descriptors = _texts(doc, "metadataList", "metadataDescriptor", MAX_DESCRIPTORS)
+    if not descriptors:
+        return None
+    asked = [_descriptor_types(d) for d in descriptors]
+    if any(types is None for types in asked):
+        return None
+    return frozenset().union(*(t for t in asked if t is not None))
+
+
+def _search_page(doc: XmlIn) -> tuple[int, int]:
+    """(offset, limit); Hikvision spells the position `searchResultPostion`, others not."""
+    limit = doc.int("maxResults", DEFAULT_RESULTS)
+    offset = doc.int("searchResultPostion")
+    offset = doc.int("searchResultPosition", 0) if offset is None else offset
+    assert limit is not None and offset is not None
+    if not 1 <= limit <= MAX_RESULTS:
+        raise bad_parameters(f"<maxResults> is 1 to {MAX_RESULTS}")
+    if not 0 <= offset <= MAX_POSITION:
+        raise bad_parameters(f"<searchResultPosition> is 0 to {MAX_POSITION}")
+    return offset, limit
+
+
+def parse_search(doc: XmlIn, config: Config) -> FootageQuery:
+    """A `CMSearchDescription` -> the query; raises IsapiError."""
+    search_id = doc.text("searchID", "", max_len=64) or ""
+    tracks = _search_tracks(doc, config)
+    start_us, end_us = _search_span(doc, config)
+    offset, limit = _search_page(doc)
+    record_types = _search_types(doc)
+    contents = _texts(doc, "contentTypeList", "contentType", 4) or []
+    doc.finish()
+    unknown = [c for c in contents if c not in ("video", "metadata")]
+    if unknown:
+        raise bad_parameters(f"<contentType> {unknown[0][:16]!r}: only video is recorded")
+    return FootageQuery(search_id, tracks, start_us, end_us, record_types, offset, limit)
+
+
+def find_footage(index: RecordingIndex, query: FootageQuery) -> tuple[list[Segment], int]:
+    """One page of the segments that match, track by track, oldest first; and how many match.
+
+    Blocking (SQLite): run it in a thread. A track's footage is the index rows under its id."""
+    page: list[Segment] = []
+    total, skip = 0, query.offset
+    span = (query.start_us, query.end_us, query.record_types)
+    for track_id in query.tracks:
+        count = index.count_overlapping(track_id, *span)
+        total += count
+        if skip >= count:
+            skip -= count
+            continue
+        room = query.limit - len(page)
+        if room > 0:
+            page += index.segments_overlapping(track_id, *span, limit=room, offset=skip)
+        skip = 0
+    return page, total
+
+
+def _utc(at_us: int, *, round_up: bool = False) -> str:
+    seconds = -(-at_us // 1_000_000) if round_up else at_us // 1_000_000
+    return f"{datetime.fromtimestamp(seconds, UTC):%Y-%m-%dT%H:%M:%SZ}"
+
+
+def _match_doc(request: web.Request, segment: Segment, rtsp_port: int) -> dict[str, Any]:
+    track_id = segment.stream_id  # the recorder of a track writes its rows under the track's id
+    uri = playback_uri(
+        request.url.host or "localhost", rtsp_port, track_id, segment.start_us, segment.end_us
+    )
+    return {
+        "sourceID": _guid(request, "track", track_id),
+        "trackID": track_id,
+        "timeSpan": {
+            "startTime": _utc(segment.start_us),
+            "endTime": _utc(segment.end_us, round_up=True),
+        },
+        "mediaSegmentDescriptor": {
+            "contentType": "video",
+            "codecType": SEGMENT_CODECS.get(segment.codec, segment.codec),
+            "playbackURI": uri,
+        },
+        "metadataMatches": {
+            "metadataDescriptor": f"{RECORD_META}/{RESULT_WORDS[segment.record_type]}"
+        },
+    }
+
+
+@routes.post("/ISAPI/ContentMgmt/search")
+@routes.get("/ISAPI/ContentMgmt/search")
+@requires("playBack")
+async def search_footage(request: web.Request) -> web.Response:
+    ctx = context(request)
+    config = ctx.store.current
+    query = parse_search(await read_xml(request, "CMSearchDescription"), config)
+    index = ctx.recording.index
+    found, total = await asyncio.to_thread(find_footage, index, query) if index else ([], 0)
+    more = query.offset + len(found) < total
+    content = {
+        "searchID": query.search_id,
+        "responseStatus": True,
+        "responseStatusStrg": "MORE" if more else ("OK" if found else "NO MATCHES"),
+        "numOfMatches": len(found),
+        "totalMatches": total,
+        "matchList": {
+            "searchMatchItem": [_match_doc(request, s, config.ports.rtsp) for s in found]
+        },
+    }
+    return xml_response(render("CMSearchResult", content))
+
+
+# -- which days of a month have footage --------------------------------------------------------
+def _month(doc: XmlIn, track_id: int, zone: tzinfo) -> datetime:
+    """`trackDailyParam` -> the first instant of that month, device local time."""
+    year, month = doc.int("year"), doc.int("monthOfYear")
+    asked = doc.int("trackID", track_id)
+    doc.finish()
+    if year is None or month is None:
+        raise bad_xml_content("<trackDailyParam> needs <year> and <monthOfYear>")
+    if asked != track_id:
+        raise bad_parameters("<trackID> does not match the URL")
+    if not (2000 <= year <= 2099 and 1 <= month <= 12):
+        raise bad_parameters("<year> is 2000 to 2099, <monthOfYear> 1 to 12")
+    return datetime(year, month, 1, tzinfo=zone)
+
+
+def month_footage(index: RecordingIndex, track_id: int, first: datetime) -> dict[int, str]:
+    """Day of the month -> "time" (it has continuous footage) or "event" (only other footage).
+
+    Blocking (SQLite): run it in a thread. Days are the device's local days."""
+    days: dict[int, str] = {}
+    for day in range(1, calendar.monthrange(first.year, first.month)[1] + 1):
+        start = _us(first + timedelta(days=day - 1))
+        end = start + DAY_US
+        if index.count_overlapping(track_id, start, end, ["continuous"]):
+            days[day] = "time"
+        elif index.count_overlapping(track_id, start, end):
+            days[day] = "event"
+    return days
+
+
+@routes.post("/ISAPI/ContentMgmt/record/tracks/{id}/dailyDistribution")
+@routes.get("/ISAPI/ContentMgmt/record/tracks/{id}/dailyDistribution")
+@requires("playBack")
+async def daily_distribution(request: web.Request) -> web.Response:
+    ctx = context(request)
+    config = ctx.store.current
+    track = by_url_id(request, config.record.tracks, "record track")
+    zone = parse_time_zone(config.time.time_zone)
+    first = _month(await read_xml(request, "trackDailyParam"), track.id, zone)
+    index = ctx.recording.index
+    days = await asyncio.to_thread(month_footage, index, track.id, first) if index else {}
+    length = calendar.monthrange(first.year, first.month)[1]
+    listed = [
+        {"id": d, "dayOfMonth": d, "record": d in days, "recordType": days.get(d)}
+        for d in range(1, length + 1)
+    ]
+    return xml_response(render("trackDailyDistribution", {"dayList": {"day": listed}}))
