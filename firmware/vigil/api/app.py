@@ -10,6 +10,7 @@ from vigil.api import (
     isapi_content,
     isapi_download,
     isapi_network,
+    isapi_pictures,
     isapi_record,
     isapi_security,
     isapi_storage,
@@ -31,6 +32,7 @@ ISAPI_MODULES = (
     isapi_storage,
     isapi_record,
     isapi_download,
+    isapi_pictures,
 )
 log = logging.getLogger(__name__)
 
