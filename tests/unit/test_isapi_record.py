@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from vigil.api import isapi_record
 from vigil.api.app import error_middleware
-from vigil.api.context import CONTEXT
+from vigil.api.context import CONTEXT, TrackStatus
 from vigil.config.model import RECORD_MODES, Config, RecordSettings, RecordTrack
 from vigil.config.store import ConfigStore
 from vigil.record.fmp4 import SegmentInfo
@@ -41,8 +41,13 @@ class FakeRecording:
     index: object = None
     calls: list[tuple[int, bool]] = field(default_factory=list)
 
-    def track_status(self, track_id: int) -> None:
-        return None
+    def track_status(self, track_id: int) -> TrackStatus | None:
+        track = self.store.current.record.track(track_id)
+        if track is None:
+            return None
+        manual = (track_id, True) in self.calls[-1:]
+        kind = "manual" if manual else None
+        return TrackStatus(track_id, track.stream, manual, kind, manual)
 
     async def manual(self, track_id: int, on: bool) -> None:
         if self.store.current.record.track(track_id) is None:
@@ -398,7 +403,15 @@ async def test_manual_recording(served: Served, tmp_path: Path) -> None:
 
     served.recording.root = tmp_path
     assert (await served.client.post(f"{manual}/start/tracks/101")).status == 200
+    status = await get_doc(served, f"{TRACKS}/101/status")
+    assert [status.findtext(f"{NS}{tag}") for tag in ("recordingStatus", "recordType")] == [
+        "recording",
+        "manual",
+    ]
     assert (await served.put(f"{manual}/stop/tracks/101")).status == 200
+    status = await get_doc(served, f"{TRACKS}/101/status")
+    assert status.findtext(f"{NS}recordingStatus") == "stopped"
+    assert status.find(f"{NS}recordType") is None
     assert served.recording.calls == [(101, False), (101, True), (101, False)]
     for path in (f"{manual}/start/tracks/102", f"{manual}/stop/tracks/abc"):
         assert (await served.put(path)).status == 404

@@ -33,7 +33,9 @@ sub stream); other unknown ids are 404.
 Manual recording: `PUT|POST .../record/control/manual/start|stop/tracks/{id}` (Hikvision's
 documentation says POST, many clients PUT; permission `record`). Starting needs a card that
 takes recordings (`hddNotExist` otherwise); stopping always succeeds. Manual recording lasts
-until stopped or until the daemon restarts.
+until stopped or until the daemon restarts. `GET .../record/tracks/{id}/status` (Vigil's;
+the names are those clients probe Hikvision devices for) is `TrackStatus{id, Channel,
+recordingStatus recording|stopped, recordType (a search result word), manualRecord}`.
 
 Search: `GET|POST /ISAPI/ContentMgmt/search` (permission `playBack`), `CMSearchDescription` ->
 `CMSearchResult`. A track's footage is the index rows under the track's id (its recorder
@@ -550,6 +552,23 @@ async def manual_start(request: web.Request) -> web.Response:
 @requires("record")
 async def manual_stop(request: web.Request) -> web.Response:
     return await _manual(request, False)
+
+
+@routes.get("/ISAPI/ContentMgmt/record/tracks/{id}/status")
+async def get_track_status(request: web.Request) -> web.Response:
+    ctx = context(request)
+    track = by_url_id(request, ctx.store.current.record.tracks, "record track")
+    status = ctx.recording.track_status(track.id)
+    if status is None:  # removed meanwhile
+        raise not_found(f"no record track {track.id}")
+    content = {
+        "id": status.track_id,
+        "Channel": status.stream_id,
+        "recordingStatus": "recording" if status.recording else "stopped",
+        "recordType": RESULT_WORDS[status.record_type] if status.record_type else None,
+        "manualRecord": status.manual,
+    }
+    return xml_response(render("TrackStatus", content))
 
 
 # -- footage search ----------------------------------------------------------------------------
