@@ -13,10 +13,16 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC
 from pathlib import Path
+from types import SimpleNamespace
 
 import av
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
+from vigil.api import isapi_pictures
+from vigil.api.app import error_middleware
+from vigil.api.context import CONTEXT
 from vigil.board.clock import parse_time_zone
 from vigil.config.model import PictureSettings
 from vigil.media.encoder import snapshot_jpeg
@@ -390,3 +396,43 @@ async def test_failures_are_logged_once_and_capture_goes_on(
     assert sum("cannot be stored" in m for m in messages) == 1
     assert len(messages) == 3
     assert Path(rig.rows()[0].path).name.startswith("0.0.0.0_01_")
+
+
+async def test_pictures_are_served_at_their_hikvision_url(rig: Rig) -> None:
+    rig.settings = PictureSettings(event_enabled=True, event_count=2, event_interval_ms=100)
+    await rig.taker.attach(rig.card, rig.index)
+    rig.taker.on_event(1, "motion", True)
+    await wait_for(lambda: len(rig.rows()) == 2)
+    recording = SimpleNamespace(root=rig.card / "record", index=rig.index)
+    app = web.Application(middlewares=[error_middleware])
+    app[CONTEXT] = SimpleNamespace(recording=recording)  # type: ignore[misc]
+    app.router.add_routes(isapi_pictures.routes)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        for row in rig.rows():
+            uri = isapi_pictures.picture_uri(row)
+            name = Path(row.path).name
+            assert uri == f"/picture/Streaming/tracks/103/?name={name}&size={row.bytes}"
+            reply = await client.get(uri)
+            assert reply.status == 200 and reply.content_type == "image/jpeg"
+            assert await reply.read() == (rig.pictures / row.path).read_bytes()
+            assert (await client.get(uri.replace("/?", "?"))).status == 200
+        row = rig.rows()[0]
+        uri = isapi_pictures.picture_uri(row)
+        name = Path(row.path).name
+        for wrong in (
+            uri.replace(f"size={row.bytes}", "size=1"),
+            uri.replace("/103/", "/101/"),
+            uri.replace("/103/", "/203/"),
+            uri.replace(name, "../../record/index.sqlite3"),
+            uri.replace(name, name.replace("MOTION", "ALARM")),
+            "/picture/Streaming/tracks/103/",
+        ):
+            assert (await client.get(wrong)).status == 404, wrong
+        (rig.pictures / row.path).unlink()  # a row whose file is gone
+        assert (await client.get(uri)).status == 404
+        recording.root = recording.index = None  # no card
+        assert (await client.get(isapi_pictures.picture_uri(rig.rows()[1]))).status == 404
+    finally:
+        await client.close()
