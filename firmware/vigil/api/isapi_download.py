@@ -100,6 +100,9 @@ async def _stream(
             sent += len(chunk)
             chunk = await _next_chunk(chunks)
         await response.write_eof()
+    except asyncio.CancelledError:  # the client went away (aiohttp cancels its handler)
+        log.info("%s: download ended by the client after %d bytes", name, sent)
+        raise
     except ConnectionResetError:
         log.info("%s: download ended by the client after %d bytes", name, sent)
     except OSError as exc:
