@@ -163,3 +163,10 @@ def test_a_client_that_hangs_up_stops_the_download(recording: Vigild) -> None:
         reply.close()  # gone mid-file, without reading on
     wait_for(lambda: "download ended by the client" in device.output(), "the download to stop", 15)
     assert device.get("/ISAPI/System/deviceInfo").status_code == 200
+
+
+def test_without_a_card_the_answer_says_so(device: Vigild) -> None:
+    """A device whose card was never formatted takes no recordings: hddNotExist."""
+    playback = "rtsp://127.0.0.1/Streaming/tracks/101/?starttime=20261121T103000Z"
+    reply = device.post(DOWNLOAD, request_body(playback + "&endtime=20261121T104000Z"))
+    assert (reply.status_code, sub_status_of(reply)) == (403, "hddNotExist")

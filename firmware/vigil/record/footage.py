@@ -88,7 +88,9 @@ def read_footage(
         if unit.at_us >= end_us:
             break
         if unit.at_us <= start_us:
-            lead = [unit] if unit.au.keyframe else [*lead, unit]
+            if unit.au.keyframe:
+                lead = []
+            lead.append(unit)
             continue
         if lead:
             yield from _only_keyframes(lead) if keyframes_only else lead
