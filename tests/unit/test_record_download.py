@@ -63,7 +63,7 @@ def packets(path: Path) -> list[tuple[int, int, bytes]]:
 
 
 # From mid-GOP to mid-GOP, over one and over two segment boundaries, off the frame grid.
-SPANS = [(3.3137, 12.5071), (1.0, 25.0), (8.02, 8.5), (0.0, 33.0), (19.99, 21.01)]
+SPANS = [(3.3137, 12.5071), (1.0, 25.0), (8.02, 8.5), (0.0, 33.0), (19.99, 21.01), (5.01, 5.02)]
 
 
 @pytest.mark.parametrize(("from_s", "to_s"), SPANS)

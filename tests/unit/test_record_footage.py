@@ -141,6 +141,14 @@ def test_a_span_inside_one_gop_still_starts_on_its_keyframe(
     assert [unit.au.pts for unit in got] == [au.pts for au in units[50:63]]
 
 
+def test_a_span_shorter_than_a_frame_gives_the_frame_showing_then(
+    root: Path, index: RecordingIndex, units: list[AccessUnit]
+) -> None:
+    times = unit_times(index.all_segments(), units)
+    got = list(read_footage(root, index, 101, times[70] + 1000, times[70] + 2000))
+    assert [unit.au.pts for unit in got] == [au.pts for au in units[50:71]]
+
+
 def test_keyframes_only(root: Path, index: RecordingIndex, units: list[AccessUnit]) -> None:
     segments = index.all_segments()
     times = unit_times(segments, units)

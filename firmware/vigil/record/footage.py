@@ -97,9 +97,9 @@ def read_footage(
             lead = []
         if unit.au.keyframe or not keyframes_only:
             yield unit
-    else:
-        # The footage ended at or before the start: the last GOP still shows the start.
-        yield from _only_keyframes(lead) if keyframes_only else lead
+    # No unit came after the start (the footage or the span ended first): the lead-in still
+    # holds the picture showing at the start.
+    yield from _only_keyframes(lead) if keyframes_only else lead
 
 
 def _only_keyframes(units: list[RecordedUnit]) -> list[RecordedUnit]:
