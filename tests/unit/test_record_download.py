@@ -175,3 +175,15 @@ def test_the_file_stops_where_the_picture_size_changes(tmp_path: Path) -> None:
     assert result.ok and decode_errors(path) == ""
     assert abs(result.duration - (first.end_us - start_us) / 1e6) < 0.05 * FRAME_S
     assert result.packets == len(large)
+
+
+def test_h265_downloads_too(tmp_path: Path) -> None:
+    record_units(tmp_path, encode_units(12.0, "H265", gop=50))
+    index = RecordingIndex.open(tmp_path)
+    first = index.all_segments()[0]
+    start_us, end_us = first.start_us + 2_718_281, first.start_us + 9_314_159
+    path = save(list(download(tmp_path, index, 101, start_us, end_us)), tmp_path / "h265.mp4")
+    index.close()
+    result = probe(path)
+    assert result.ok and decode_errors(path) == ""
+    assert abs(result.duration - (end_us - start_us) / 1e6) < 0.05 * FRAME_S

@@ -256,3 +256,17 @@ def test_playback_uri_parsing_ignores_name_and_size_and_keeps_offsets() -> None:
     ):
         with pytest.raises(ValueError):
             parse_playback_uri(bad)
+
+
+def test_h265_footage_comes_back_with_its_vps_sps_pps(tmp_path: Path) -> None:
+    source = encode_units(6.0, "H265", gop=25)
+    record_units(tmp_path, source)
+    index = RecordingIndex.open(tmp_path)
+    (segment,) = index.all_segments()
+    got = list(read_footage(tmp_path, index, 101, segment.start_us, segment.end_us))
+    index.close()
+    assert [unit.au.pts for unit in got] == [au.pts for au in source]
+    for unit, au in zip(got, source, strict=True):
+        assert to_sample("H265", unit.au.data) == to_sample("H265", au.data)
+        if au.keyframe:
+            assert parameter_sets("H265", unit.au.data) == parameter_sets("H265", au.data)
