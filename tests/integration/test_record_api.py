@@ -259,6 +259,17 @@ def test_search_paging_and_manual_recording(vigild_factory, card_image: Path) ->
     assert_matches_rows(matches, rows)
     assert {m.kind for m in matches} == {"timing"}
 
+    # The calendar: today (device time, UTC here) has continuous footage.
+    today = datetime.now(UTC)
+    body = f"<trackDailyParam><year>{today.year}</year><monthOfYear>{today.month}</monthOfYear>"
+    reply = device.post(f"{TRACK}/dailyDistribution", body + "</trackDailyParam>")
+    assert reply.status_code == 200, reply.text
+    days = ET.fromstring(reply.content).iter(f"{NS}day")
+    recorded = {d.findtext(f"{NS}dayOfMonth"): d.findtext(f"{NS}recordType") for d in days}
+    assert recorded[str(today.day)] == "time"
+    just_before = today - timedelta(minutes=5)  # the first file, if the day began since
+    assert {k for k, v in recorded.items() if v} <= {str(today.day), str(just_before.day)}
+
     # Pages of two: MORE until the last page, which is OK; together, every file once.
     pages: list[Match] = []
     statuses = []
