@@ -1,5 +1,8 @@
 """The media service: channel 1's capture and encoders, a StreamHub per stream, the RTSP server.
 
+The RTSP server also plays recordings back when given `playback_auth` (the `playBack`
+permission) and, in `recordings`, where the card's footage is (set once recording runs).
+
 It follows the configuration live: a stream whose settings change has its encoder rebuilt at
 the next frame (clients keep their session); a stream whose codec changes gets a new packetizer,
 which ends the sessions that were described with the old codec; an RTSP port change rebinds.
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 from vigil.api.context import ClientStatus, StreamStatus
 from vigil.board.description import BoardDescription
@@ -20,8 +24,10 @@ from vigil.media.frames import AccessUnit
 from vigil.media.hub import StreamHub
 from vigil.media.rtp import make_packetizer
 from vigil.media.rtsp.auth import RtspAuth
+from vigil.media.rtsp.playback import Recordings
 from vigil.media.rtsp.server import RtspServer
 from vigil.media.source import make_source
+from vigil.record.index import RecordingIndex
 
 log = logging.getLogger(__name__)
 LOCAL_CHANNEL = 1
@@ -36,9 +42,12 @@ class MediaService:
         bind: str,
         rtsp_auth: RtspAuth,
         allow: Callable[[str], bool],
+        playback_auth: RtspAuth | None = None,
     ) -> None:
         self.board, self.store, self.bind = board, store, bind
         self._auth, self._allow = rtsp_auth, allow
+        self._playback_auth = playback_auth
+        self.recordings: Recordings | None = None  # the daemon sets it when recording starts
         self.hubs: dict[int, StreamHub] = {}
         self.channel: VideoChannel | None = None
         self.rtsp: RtspServer | None = None
@@ -65,6 +74,8 @@ class MediaService:
             bind=self.bind,
             port=self.store.current.ports.rtsp,
             allow=self._allow,
+            recordings=self._recordings,
+            playback_auth=self._playback_auth,
         )
         await self.rtsp.start()
 
@@ -73,6 +84,14 @@ class MediaService:
             await self.rtsp.stop()
         if self.channel is not None:
             await self.channel.stop()
+
+    def _recordings(self) -> tuple[Path, RecordingIndex] | None:
+        return self.recordings() if self.recordings is not None else None
+
+    async def end_playback(self, reason: str) -> None:
+        """End every playback (before the card goes, so no file stays open on it)."""
+        if self.rtsp is not None:
+            await self.rtsp.end_playback(reason)
 
     def _publish(self, au: AccessUnit) -> None:
         hub = self.hubs.get(au.stream_id)

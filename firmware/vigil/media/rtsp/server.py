@@ -1,4 +1,5 @@
-"""The RTSP 1.0 server (RFC 2326): live streams from the StreamHubs to RTSP clients.
+"""The RTSP 1.0 server (RFC 2326): live streams from the StreamHubs to RTSP clients, and
+playback of recordings.
 
 Clients reach `rtsp://host:port/Streaming/Channels/<id>` (SPEC §1), authenticate with Digest
 on every request but OPTIONS, and receive the hub's RTP packets either interleaved on their
@@ -6,6 +7,10 @@ RTSP connection (TCP), from one shared pair of UDP ports, or, for a stream whose
 enabled, from the stream's one multicast sender (`multicast.py`). Every input is bounded:
 request size, header count, body size, time to finish a request, idle connections,
 connections in total and sessions per stream (multicast sessions count like the others).
+
+`/Streaming/tracks/<id>?starttime=...` URLs play recordings back (`playback.py`,
+`playback_session.py`): they are authorised by `playback_auth` (the `playBack` permission),
+set up over TCP or UDP unicast like live sessions, and count toward the stream's sessions.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from dataclasses import dataclass, field, replace
 
 from vigil.config.model import RtspSettings, StreamMulticast
 from vigil.media.hub import StreamHub
+from vigil.media.rtp import make_packetizer
 from vigil.media.rtsp.auth import AuthStatus, RtspAuth
 from vigil.media.rtsp.messages import (
     KNOWN_METHODS,
@@ -38,6 +44,16 @@ from vigil.media.rtsp.messages import (
     parse_transport,
 )
 from vigil.media.rtsp.multicast import MulticastSender, MulticastSession, MulticastSink
+from vigil.media.rtsp.playback import (
+    FootageInfo,
+    PlaybackTarget,
+    Recordings,
+    is_playback_uri,
+    parse_playback_target,
+    playback_sdp,
+    probe_footage,
+)
+from vigil.media.rtsp.playback_session import PlaybackSession
 from vigil.media.rtsp.sdp import TRACK_CONTROL, build_sdp
 from vigil.media.rtsp.session import (
     TCP_HIGH_WATER,
@@ -57,6 +73,7 @@ READY_TIMEOUT_S = 5.0  # for a stream's first keyframe (DESCRIBE, PLAY)
 MAX_CONNECTIONS = 128
 MAX_SESSIONS_PER_CONNECTION = 4
 MAX_INTERLEAVED_CHANNEL = 255
+MAX_PLAYBACK_SESSIONS = 8  # each reads the card in a worker thread
 # The kernel's share of a TCP client's backlog. Fixed (not autotuned up to megabytes) so a
 # client that stops reading is noticed in about a second and skipped by the hub, and so
 # latency stays low; 256 KiB still carries 40 Mbit/s at 50 ms round trip.
@@ -64,6 +81,8 @@ TCP_SEND_BUFFER = 256 * 1024
 UDP_PORT_RANGE = (30000, 60000)
 PUBLIC = ", ".join(SUPPORTED_METHODS)
 _TOKEN_START = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+
+AnySession = RtspSession | PlaybackSession
 
 
 @dataclass
@@ -104,7 +123,7 @@ class _Connection:
         self.peer = f"{self.client}:{peer[1]}"
         self.local_ip = normalize_address(str(local[0]))
         self.local_port = int(local[1])
-        self.sessions: set[RtspSession] = set()
+        self.sessions: set[AnySession] = set()
 
     # -- reading ------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -237,12 +256,15 @@ class RtspServer:
         max_connections: int = MAX_CONNECTIONS,
         ready_timeout: float = READY_TIMEOUT_S,
         allow: Callable[[str], bool] | None = None,
+        recordings: Recordings | None = None,
+        playback_auth: RtspAuth | None = None,
     ) -> None:
         """`hubs(stream_id)` gives the hub of an enabled stream, None for unknown/disabled.
 
         `session_timeout`: a session without a request or RTCP report for this long ends;
         `idle_timeout` (default: the same) closes a connection that sends nothing. `allow`
-        is the IP filter, asked once per connection before any byte is read.
+        is the IP filter, asked once per connection before any byte is read. Playback is
+        offered when both `recordings` (where the footage is now) and `playback_auth` are given.
         """
         self._hubs = hubs
         self._auth = auth
@@ -254,12 +276,14 @@ class RtspServer:
         self._max_connections = max_connections
         self._ready_timeout = ready_timeout
         self._allow = allow
+        self._recordings = recordings
+        self._playback_auth = playback_auth
         self._server: asyncio.Server | None = None
         self._rtp: asyncio.DatagramTransport | None = None
         self._rtcp: asyncio.DatagramTransport | None = None
         self._udp_ports: tuple[int, int] | None = None
-        self._sessions: dict[str, RtspSession] = {}
-        self._udp_peers: dict[tuple[str, int], RtspSession] = {}
+        self._sessions: dict[str, AnySession] = {}
+        self._udp_peers: dict[tuple[str, int], AnySession] = {}
         self._senders: dict[int, MulticastSender] = {}  # by stream, while it has sessions
         self._connections: dict[_Connection, asyncio.Task[None]] = {}
         self._sweeper: asyncio.Task[None] | None = None
@@ -426,7 +450,7 @@ class RtspServer:
                     # receiving a group the configuration no longer names.
                     await self._end_multicast(sender, "multicast settings changed")
 
-    def _session_ended(self, session: RtspSession, reason: str) -> None:
+    def _session_ended(self, session: AnySession, reason: str) -> None:
         self._sessions.pop(session.id, None)
         if isinstance(session, MulticastSession):
             sender = session.sender
@@ -458,10 +482,13 @@ class RtspServer:
             time.time() - session.started,
         )
 
-    def _owned(self, request: Request, connection: _Connection, user: str) -> RtspSession:
+    def _owned(
+        self, request: Request, connection: _Connection, user: str, kind: type = object
+    ) -> AnySession:
+        """The request's session, if it is this user's, from this client, and a `kind`."""
         session_id = request.session_id
         session = self._sessions.get(session_id) if session_id else None
-        if session is None or session.user != user:
+        if session is None or session.user != user or not isinstance(session, kind):
             raise RtspError(454, "no such session")
         if isinstance(session.sink, InterleavedSink):
             if session.owner is not connection:
@@ -492,15 +519,21 @@ class RtspServer:
             return Reply(551, [("Unsupported", require[:200])])
         if method == "OPTIONS":
             return Reply(200, [("Public", PUBLIC)])
-        result = self._auth.check(
-            method, request.uri, request.header("authorization"), connection.client
-        )
+        playback = is_playback_uri(request.uri)
+        auth = self._auth
+        if playback:
+            if self._playback_auth is None or self._recordings is None:
+                return Reply(404)  # this server does not play recordings back
+            auth = self._playback_auth
+        result = auth.check(method, request.uri, request.header("authorization"), connection.client)
         if result.status is AuthStatus.CHALLENGE:
             return Reply(401, [("WWW-Authenticate", value) for value in result.challenges])
         if result.status in (AuthStatus.LOCKED, AuthStatus.NOT_ACTIVATED):
             return Reply(401)
         if result.status is AuthStatus.FORBIDDEN:
             return Reply(403)
+        if playback:
+            return await self._handle_playback(request, connection, result.user)
         handler = {
             "DESCRIBE": self._describe,
             "SETUP": self._setup,
@@ -517,11 +550,15 @@ class RtspServer:
         hub = self._hubs(target.stream_id)
         if hub is None:
             raise RtspError(404, "no such stream")
-        if not target.base.lower().startswith("rtsp"):
-            host = connection.local_ip
-            host = f"[{host}]" if ":" in host else host
-            target = replace(target, base=f"rtsp://{host}:{connection.local_port}{target.base}")
-        return target, hub
+        return replace(target, base=self._absolute(target.base, connection)), hub
+
+    def _absolute(self, base: str, connection: _Connection) -> str:
+        """A base URL as the client must use it: with the address it reached us at."""
+        if base.lower().startswith("rtsp"):
+            return base
+        host = connection.local_ip
+        host = f"[{host}]" if ":" in host else host
+        return f"rtsp://{host}:{connection.local_port}{base}"
 
     async def _describe(self, request: Request, connection: _Connection, user: str) -> Reply:
         target, hub = self._target(request, connection)
@@ -603,7 +640,6 @@ class RtspServer:
         self, specs: list[TransportSpec], connection: _Connection, hub: StreamHub
     ) -> MediaSink | MulticastSender | None:
         """The first offer this server can serve: a sink of its own, or the stream's sender."""
-        ssrc = hub.packetizer.ssrc
         for spec in specs:
             if spec.multicast:
                 settings = self._multicast_settings(hub.stream_id)
@@ -611,24 +647,30 @@ class RtspServer:
                     # The configured group whatever the client names: the administrator
                     # decides where the camera's multicast goes, not each client.
                     return await self._sender(hub, settings)
-            elif spec.lower == "TCP":
-                channels = connection.free_channels(spec.interleaved)
-                if channels is not None:
-                    return InterleavedSink(
-                        connection.writer, channels, ssrc, stall_timeout=self.session_timeout
-                    )
-            elif spec.client_port is not None and self._rtp and self._rtcp and self._udp_ports:
-                # Media goes only to the address the request came from, whatever a
-                # `destination=` says: the server must not be a traffic reflector.
-                return UdpSink(
-                    self._rtp,
-                    self._rtcp,
-                    connection.peer_ip,
-                    spec.client_port,
-                    self._udp_ports,
-                    ssrc,
-                )
+            else:
+                sink = self._unicast_sink(spec, connection, hub.packetizer.ssrc)
+                if sink is not None:
+                    return sink
         return None
+
+    def _unicast_sink(
+        self, spec: TransportSpec, connection: _Connection, ssrc: int
+    ) -> MediaSink | None:
+        """A sink for a unicast offer: interleaved on the connection, or UDP to the client."""
+        if spec.lower == "TCP":
+            channels = connection.free_channels(spec.interleaved)
+            if channels is None:
+                return None
+            return InterleavedSink(
+                connection.writer, channels, ssrc, stall_timeout=self.session_timeout
+            )
+        if spec.client_port is None or not (self._rtp and self._rtcp and self._udp_ports):
+            return None
+        # Media goes only to the address the request came from, whatever a `destination=`
+        # says: the server must not be a traffic reflector.
+        return UdpSink(
+            self._rtp, self._rtcp, connection.peer_ip, spec.client_port, self._udp_ports, ssrc
+        )
 
     async def _setup(self, request: Request, connection: _Connection, user: str) -> Reply:
         target, hub = self._target(request, connection)
@@ -668,16 +710,21 @@ class RtspServer:
                 owner=connection,
                 on_end=self._session_ended,
             )
+        return self._register(session, connection)
+
+    def _register(self, session: AnySession, connection: _Connection) -> Reply:
+        """Keep a new session and answer its SETUP."""
         sink = session.sink
         self._sessions[session.id] = session
         connection.sessions.add(session)
         if isinstance(sink, UdpSink):
             self._udp_peers[(session.client, sink.rtcp_address[1])] = session
         log.info(
-            "RTSP session %s started: stream %d for %s at %s over %s",
+            "RTSP session %s started: %s %d for %s at %s over %s",
             session.id,
+            "playback of" if isinstance(session, PlaybackSession) else "stream",
             session.stream_id,
-            user,
+            session.user,
             connection.peer,
             sink.transport_name,
         )
@@ -690,7 +737,8 @@ class RtspServer:
         )
 
     async def _play(self, request: Request, connection: _Connection, user: str) -> Reply:
-        session = self._owned(request, connection, user)
+        session = self._owned(request, connection, user, RtspSession)
+        assert isinstance(session, RtspSession)
         target, hub = self._target(request, connection)
         if target.stream_id != session.stream_id:
             raise RtspError(455, "the URL names another stream")
@@ -717,7 +765,7 @@ class RtspServer:
         )
 
     async def _pause(self, request: Request, connection: _Connection, user: str) -> Reply:
-        session = self._owned(request, connection, user)
+        session = self._owned(request, connection, user, RtspSession)
         await session.pause()
         return Reply(200, [("Session", session.id)])
 
@@ -735,3 +783,114 @@ class RtspServer:
         if request.body.strip():
             return Reply(451, headers)
         return Reply(200, headers)
+
+    # -- playback of recordings (playback.py) ---------------------------------------------------
+    async def _handle_playback(self, request: Request, connection: _Connection, user: str) -> Reply:
+        handler = {
+            "DESCRIBE": self._playback_describe,
+            "SETUP": self._playback_setup,
+            "PLAY": self._playback_play,
+            "PAUSE": self._playback_pause,
+            "TEARDOWN": self._teardown,
+            "GET_PARAMETER": self._parameter,
+            "SET_PARAMETER": self._parameter,
+        }[request.method]
+        return await handler(request, connection, user)
+
+    async def _footage(
+        self, request: Request, connection: _Connection
+    ) -> tuple[PlaybackTarget, FootageInfo]:
+        """What the URL names, and what footage there is of it (404 if none)."""
+        target = parse_playback_target(request.uri)
+        target = replace(target, base=self._absolute(target.base, connection))
+        recordings = self._recordings() if self._recordings is not None else None
+        if recordings is None:
+            raise RtspError(404, "no recordings (no card)")
+        footage = await asyncio.to_thread(probe_footage, *recordings, target)
+        if footage is None:
+            raise RtspError(404, "no footage in that span")
+        return target, footage
+
+    async def _playback_describe(
+        self, request: Request, connection: _Connection, user: str
+    ) -> Reply:
+        target, footage = await self._footage(request, connection)
+        if target.track is not None:
+            raise RtspError(404, "DESCRIBE names a track's span, not its trackID")
+        sdp = playback_sdp(
+            footage, target, session_id=self._sdp_session, server_address=connection.local_ip
+        )
+        return Reply(
+            200, [("Content-Base", target.base)], body=sdp.encode(), content_type="application/sdp"
+        )
+
+    async def _playback_setup(self, request: Request, connection: _Connection, user: str) -> Reply:
+        target, footage = await self._footage(request, connection)
+        if target.track not in (None, 1):
+            raise RtspError(404, "no such track")
+        if request.session_id:
+            self._owned(request, connection, user)
+            raise RtspError(455, "the session's one track is already set up")
+        transport = request.header("transport")
+        if not transport:
+            raise RtspError(461, "no Transport header")
+        playing_back = sum(isinstance(s, PlaybackSession) for s in self._sessions.values())
+        if (
+            playing_back >= MAX_PLAYBACK_SESSIONS
+            or self._count(target.track_id) >= self._settings().max_clients_per_stream
+            or len(connection.sessions) >= MAX_SESSIONS_PER_CONNECTION
+        ):
+            return Reply(453)
+        packetizer = make_packetizer(footage.first.codec)
+        sink = self._playback_sink(parse_transport(transport), connection, packetizer.ssrc)
+        if sink is None:
+            return Reply(461)
+        assert self._recordings is not None
+        session = PlaybackSession(
+            secrets.token_hex(8),
+            target,
+            footage,
+            self._recordings,
+            packetizer,
+            sink,
+            control_url=self._absolute(request.uri, connection),
+            client=connection.client,
+            user=user,
+            owner=connection,
+            on_end=self._session_ended,
+        )
+        return self._register(session, connection)
+
+    def _playback_sink(
+        self, specs: list[TransportSpec], connection: _Connection, ssrc: int
+    ) -> MediaSink | None:
+        """The first unicast offer this server can serve: a playback is one client's."""
+        for spec in specs:
+            sink = None if spec.multicast else self._unicast_sink(spec, connection, ssrc)
+            if sink is not None:
+                return sink
+        return None
+
+    async def _playback_play(self, request: Request, connection: _Connection, user: str) -> Reply:
+        session = self._owned(request, connection, user, PlaybackSession)
+        assert isinstance(session, PlaybackSession)
+        headers = await session.play(request.header("range"), request.header("scale"))
+        if session.ended:
+            raise RtspError(454, "session ended")
+        return Reply(
+            200,
+            [*headers, ("Session", f"{session.id};timeout={int(self.session_timeout)}")],
+            after=session.start_writer,
+        )
+
+    async def _playback_pause(self, request: Request, connection: _Connection, user: str) -> Reply:
+        session = self._owned(request, connection, user, PlaybackSession)
+        assert isinstance(session, PlaybackSession)
+        await session.pause()
+        return Reply(200, [("Session", session.id)])
+
+    async def end_playback(self, reason: str) -> None:
+        """End every playback session (the card is going: no file may stay open)."""
+        for session in list(self._sessions.values()):
+            if isinstance(session, PlaybackSession):
+                await session.end(reason)
