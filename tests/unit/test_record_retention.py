@@ -229,7 +229,7 @@ def test_low_space_deletes_the_oldest_unlocked_and_keeps_locked(
     assert report.free == filesystem_space(card)[1] >= high - 64 * 1024
     assert report.free >= 0.02 * capacity
     (line,) = sweep_lines(caplog)
-    assert f"deleted {len(expected)} segments" in line and "low space" in line
+    assert f"deleted {len(expected)} segment" in line and "low space" in line
     assert report.oldest_kept_us == segments[0].start_us  # the locked one
     assert "footage kept from 2023-11-14 22:13:20 UTC" in line
 

@@ -297,6 +297,7 @@ class Retention:
             when = datetime.fromtimestamp(report.oldest_kept_us / 1e6, UTC)
             kept = f"footage kept from {when:%Y-%m-%d %H:%M:%S} UTC"
         log.info(
-            "retention: deleted %d segments, %.1f MB (%s); %s; %.1f MB free",
-            report.segments, report.bytes / _MB, why, kept, report.free / _MB,
+            "retention: deleted %d segment%s, %.1f MB (%s); %s; %.1f MB free",
+            report.segments, "" if report.segments == 1 else "s", report.bytes / _MB, why, kept,
+            report.free / _MB,
         )  # fmt: skip
