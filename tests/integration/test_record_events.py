@@ -138,3 +138,27 @@ async def test_manual_recording_overrides_the_schedule(service: RecordingService
     segments = await asyncio.to_thread(index.all_segments)
     assert [s.record_type for s in segments] == ["manual"]
     assert 2.0 <= (segments[0].end_us - segments[0].start_us) / 1e6 <= 6.5
+
+
+async def test_a_restarted_recorder_does_not_write_the_same_footage_twice(
+    service: RecordingService,
+) -> None:
+    """A new segment length restarts the track's recorder; the hub hands a new subscriber its
+    current GOP, which the old recorder already wrote: the new one must not write it again."""
+    await service.manual(101, True)
+    await asyncio.sleep(2.5)
+    old = service.store.current
+    track = dataclasses.replace(old.record.tracks[0], segment_seconds=20)
+    new = await service.store.replace(
+        dataclasses.replace(old, record=RecordSettings(tracks=[track]))
+    )
+    await service.apply_record(old.record, new.record)
+    await asyncio.sleep(2.5)
+    await service.manual(101, False)
+    await asyncio.sleep(0.5)
+    assert service.index is not None
+    segments = sorted(await asyncio.to_thread(service.index.all_segments), key=lambda s: s.start_us)
+    assert len(segments) == 2
+    first, second = segments
+    assert second.start_us >= first.end_us
+    assert second.start_us - first.end_us < 1_500_000  # at most the rest of a GOP is missing

@@ -137,10 +137,13 @@ class Recorder:
         queue_seconds: float = 30.0,
         queue_units: int | None = None,
         rotate_offset: float | None = None,
+        not_before: float = 0.0,
     ) -> None:
         """`record_type` None starts waiting (pre-recording `pre_record_s`) instead of
         recording. `queue_seconds` of video at the hub's measured rate sizes the subscription
-        queue, unless `queue_units` does; `rotate_offset` (seconds) shifts the rotations."""
+        queue, unless `queue_units` does; `rotate_offset` (seconds) shifts the rotations.
+        Units captured at or before `not_before` (monotonic) are not taken: a recorder that
+        replaces another on the stream would get the hub's current GOP again, already written."""
         low, high = SEGMENT_SECONDS_RANGE
         if not low <= segment_seconds <= high:
             raise ValueError(f"segments are {low}..{high} s")
@@ -152,6 +155,8 @@ class Recorder:
         self.segment_seconds = segment_seconds
         self._mode = record_type  # event-loop side; the writer's copy is `_writer_type`
         self._ring = GopRing(pre_record_s)
+        self.not_before = not_before
+        self.last_captured = not_before  # capture time of the last unit handed to the writer
         self.queue_seconds = queue_seconds
         self.queue_units = queue_units
         self.rotate_offset = (
@@ -271,6 +276,8 @@ class Recorder:
                     skips = subscription.skips
                     self._ring.clear()
                     self._units.put(_GAP)
+                if batch.au.captured_at <= self.not_before:
+                    continue
                 if self._mode is None:
                     self._ring.add(batch.au)
                     continue
@@ -285,6 +292,7 @@ class Recorder:
     async def _hand_over(self, au: AccessUnit) -> None:
         await self._wait_for_room()
         self._sent += 1
+        self.last_captured = au.captured_at
         self._units.put(au)
 
     async def _wait_for_room(self) -> None:

@@ -264,10 +264,12 @@ class RecordingService:
 
     async def _sync_recorders(self, settings: RecordSettings) -> None:
         wanted = {t.id: t for t in settings.tracks}
+        written: dict[int, float] = {}  # track -> capture time its last recorder got to
         for track_id, recorder in list(self._recorders.items()):
             track = wanted.get(track_id)
             if track is None or not self._fits(recorder, track):
                 await recorder.stop()
+                written[track_id] = recorder.last_captured
                 del self._recorders[track_id]
         for track in settings.tracks:
             recorder = self._recorders.get(track.id)
@@ -285,6 +287,7 @@ class RecordingService:
                 segment_seconds=track.segment_seconds,
                 record_type=None,
                 pre_record_s=track.pre_record_s,
+                not_before=written.get(track.id, 0.0),
             )
             self._recorders[track.id] = recorder
             await recorder.start()
