@@ -398,6 +398,16 @@ def test_a_crash_in_the_middle_of_a_deletion_is_finished_by_reconciliation(
         reopened.close()
 
 
+def add_row(root: Path, index: RecordingIndex, stream_id: int, second: int, size: int) -> int:
+    """A complete row of a 1 s segment starting `second`s after T0, and a stand-in file."""
+    start_us = T0 + second * SECOND
+    path = segment_path(stream_id, start_us)
+    (root / path).parent.mkdir(parents=True, exist_ok=True)
+    (root / path).write_bytes(b"\0" * size)
+    info = SegmentInfo(stream_id, "H264", 640, 360, second * 90_000, start_us, "continuous")
+    return index.add_segment(info, path, (second + 1) * 90_000, size, "complete")
+
+
 def test_oldest_first_across_streams_when_locked_footage_cuts_a_page_short(
     tmp_path: Path,
 ) -> None:
@@ -406,27 +416,14 @@ def test_oldest_first_across_streams_when_locked_footage_cuts_a_page_short(
     oldest must go first, not 102's because 101's page ended early."""
     index = RecordingIndex.open(tmp_path)
     size = 100_001  # ten of them free the 1 % margin plus a byte
-    ids: dict[tuple[int, int], int] = {}
-
-    def add(stream_id: int, second: int, *, locked: bool = False) -> None:
-        start_us = T0 + second * SECOND
-        path = segment_path(stream_id, start_us)
-        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / path).write_bytes(b"\0" * size)
-        info = SegmentInfo(stream_id, "H264", 640, 360, second * 90_000, start_us, "continuous")
-        ids[(stream_id, second)] = index.add_segment(
-            info, path, (second + 1) * 90_000, size, "complete"
-        )
-        if locked:
-            index.set_locked([ids[(stream_id, second)]], True)
-
-    add(101, 0)
+    ids = {(101, 0): add_row(tmp_path, index, 101, 0, size)}
     for second in range(1, BATCH):
-        add(101, second, locked=True)
+        ids[(101, second)] = add_row(tmp_path, index, 101, second, size)
+        index.set_locked([ids[(101, second)]], True)
     for second in range(BATCH, BATCH + 8):
-        add(101, second)
+        ids[(101, second)] = add_row(tmp_path, index, 101, second, size)
     for second in range(200, 240):
-        add(102, second)
+        ids[(102, second)] = add_row(tmp_path, index, 102, second, size)
     capacity = 100_000_000
     low, _ = low_space_marks(capacity, 0.0)
     keeper = Retention(
@@ -440,6 +437,40 @@ def test_oldest_first_across_streams_when_locked_footage_cuts_a_page_short(
         remaining = {s.id for s in index.all_segments()}
         assert not remaining & {ids[key] for key in expected}
         assert len(remaining) == len(ids) - 10
+        assert_index_matches_files(tmp_path, index)
+    finally:
+        index.close()
+
+
+def test_hysteresis_between_the_marks(tmp_path: Path) -> None:
+    """Rows only, free space given: deletion starts below the low mark only, frees up to the
+    high mark, and when locked footage stops it short, goes on in later sweeps until the
+    high mark even while free space is back between the marks."""
+    index = RecordingIndex.open(tmp_path)
+    ids = [add_row(tmp_path, index, 101, second, 300_000) for second in range(20)]
+    capacity, free = 100_000_000, [0]
+    low, high = low_space_marks(capacity, 0.0)  # 1 MB, 2 MB
+    keeper = Retention(
+        tmp_path, index, settings=StorageSettings, rate=lambda: 0.0,
+        space=lambda: (capacity, free[0]),
+    )  # fmt: skip
+
+    def sweep(free_now: int) -> list[int]:
+        free[0] = free_now
+        before = {s.id for s in index.all_segments()}
+        keeper.sweep()
+        return sorted(before - {s.id for s in index.all_segments()})
+
+    between = (low + high) // 2
+    try:
+        assert sweep(between) == []
+        assert sweep(low - 100_000) == ids[:4]  # 1.1 MB to free: four of 0.3 MB
+        assert sweep(between) == []  # the high mark was reached: freeing stopped
+        index.set_locked(ids[5:], True)
+        assert sweep(low - 100_000) == [ids[4]]  # 0.3 of 1.1 MB: all that may go
+        index.set_locked(ids[5:], False)
+        assert sweep(between) == ids[5:7]  # still freeing: up to the high mark
+        assert sweep(between) == []
         assert_index_matches_files(tmp_path, index)
     finally:
         index.close()

@@ -187,15 +187,17 @@ class Retention:
             report.short = False
 
     def _needs(self, settings: StorageSettings) -> tuple[int, int]:
-        """Bytes to free for space and for the quota (0: none); starts the hysteresis."""
+        """Bytes to free for space and for the quota (0: none). Freeing starts past the first
+        mark and, if a sweep falls short (a batch limit, locked footage), goes on in later
+        sweeps until the second mark."""
         capacity, free = self._space()
         if capacity <= 0:
             return 0, 0
         low, high = low_space_marks(capacity, self._rate())
-        self._freeing_space = self._freeing_space or free < low
+        self._freeing_space = free < (high if self._freeing_space else low)
         used = sum(t.bytes for t in self.index.totals_by_stream().values())
         over, under = quota_marks(capacity, settings.record_quota_percent)
-        self._freeing_quota = self._freeing_quota or used > over
+        self._freeing_quota = used > (under if self._freeing_quota else over)
         space_need = max(0, high - free) if self._freeing_space else 0
         quota_need = max(0, used - under) if self._freeing_quota else 0
         return space_need, quota_need
