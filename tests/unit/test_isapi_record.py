@@ -695,3 +695,40 @@ async def test_daily_distribution(served: Served, footage: RecordingIndex) -> No
     ):
         assert (await served.post(path, bad)).status == 400, bad
     assert (await served.post(f"{TRACKS}/103/dailyDistribution", body)).status == 404
+
+
+# -- pictures ----------------------------------------------------------------------------------
+async def test_search_pictures(served: Served, footage: RecordingIndex) -> None:
+    kinds = ["timing", "motion", "timing", "alarm", "tamperdetection"]
+    for n, kind in enumerate(kinds):
+        taken = T0 + n * 10 * S + 123_000
+        footage.add_picture(1, f"01/2026-11-20/0.0.0.0_01_{n}_{kind.upper()}.jpg", taken, kind, 99)
+
+    _, pictures = await search(served, search_xml(tracks=(103,)))
+    assert [m.kind for m in pictures] == kinds
+    assert [m.start.timestamp() * S for m in pictures] == [T0 + n * 10 * S for n in range(5)]
+    assert all(m.start == m.end and m.track == 103 and m.codec == "jpeg" for m in pictures)
+    uri = urlsplit(pictures[1].uri)
+    assert (uri.scheme, uri.path) == ("http", "/picture/Streaming/tracks/103/")
+    assert uri.query == "name=0.0.0.0_01_1_MOTION.jpg&size=99"
+
+    _, timed = await search(served, search_xml(tracks=(103,), types=("CMR",)))
+    assert [m.kind for m in timed] == ["timing", "timing"]
+    _, either = await search(served, search_xml(tracks=(103,), types=("EDR",)))
+    assert [m.kind for m in either] == ["motion", "alarm"]
+    # Recordings and pictures in one search, paged across both.
+    result, mixed = await search(served, search_xml(tracks=(101, 103), max_results=12))
+    assert [m.track for m in mixed] == [101] * 10 + [103] * 2 and status_of(result)[0] == "MORE"
+    # Words that name recordings only are refused for pictures.
+    for word in ("manual", "AllEvent"):
+        reply = await served.post(SEARCH, search_xml(tracks=(103,), types=(word,)))
+        assert reply.status == 400, word
+        assert "picture type" in (ET.fromstring(await reply.read()).findtext(f"{NS}errorMsg") or "")
+    assert (await served.post(SEARCH, search_xml(tracks=(203,)))).status == 400
+
+    # A record track 103 (the third stream) takes the id over: it has no footage here.
+    third = RecordTrack(id=103, stream=103)
+    await served.store.update(
+        lambda c: dataclasses.replace(c, record=RecordSettings([*c.record.tracks, third]))
+    )
+    assert status_of((await search(served, search_xml(tracks=(103,))))[0]) == ("NO MATCHES", 0)

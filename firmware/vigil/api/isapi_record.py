@@ -40,9 +40,11 @@ recordingStatus recording|stopped, recordType (a search result word), manualReco
 Search: `GET|POST /ISAPI/ContentMgmt/search` (permission `playBack`), `CMSearchDescription` ->
 `CMSearchResult`. A track's footage is the index rows under the track's id (its recorder
 writes them so), whichever stream it records.
-- `trackIDList/trackID` (or `trackList/trackID`): one or more configured tracks (an unknown
-  one is a 400); without the list, every track. Results come track by track in the order
-  asked, oldest first within a track, so paging is stable while nothing is recorded.
+- `trackIDList/trackID` (or `trackList/trackID`): one or more configured tracks, or a
+  channel's picture track (channel * 100 + 3, as on Hikvision devices, unless a record track
+  has that id); an unknown one is a 400. Without the list, every record track. Results come
+  track by track in the order asked, oldest first within a track, so paging is stable while
+  nothing is recorded.
 - One `timeSpanList/timeSpan{startTime, endTime}`, ISO 8601 with `Z` or an offset; a time
   without a zone is the device's local time (its configured time zone). The span is after
   2000-01-01, before 2100, ends after it starts and lasts at most 366 days.
@@ -52,7 +54,8 @@ writes them so), whichever stream it records.
   `.../<type>`, several meaning any of them; `recordType.meta.isapi.com` is the same. The
   types are `FILTER_WORDS`: Hikvision's result words (`timing`, `motion`, `alarm`,
   `manual`), its mode names (`CMR`, `MOTION`, `ALARM`, `EDR`, `ALARMANDMOTION`, `AllEvent`),
-  and `event`. Anything else, pictures included, is a 400.
+  and `event`. For picture tracks only `PICTURE_WORDS` (timing, motion, alarm and their
+  aliases; pictures are filed under those or their event's type). Anything else is a 400.
 - `contentTypeList/contentType` `video` or `metadata` (clients send either for recordings).
 Each match is one recording file: `timeSpan` is its span in UTC with `Z`, the start rounded
 down and the end up to the second (so it covers the file; Hikvision's times are UTC too);
@@ -61,6 +64,9 @@ host the client reached); `codecType` `H.264-BP` or `H.265`; `metadataDescriptor
 `recordType.meta.std-cgi.com/<word>` with `RESULT_WORDS`. `responseStatusStrg` is `MORE`
 while matches follow this page, else `OK`, or `NO MATCHES` for an empty page;
 `totalMatches` (Vigil's) counts every match. Without a card: `NO MATCHES`.
+A picture match has `startTime` = `endTime` = when it was taken (to the second), contentType
+`metadata`, codecType `jpeg`, the picture's HTTP URL (`isapi_pictures.picture_uri` on the
+scheme and host the client used) as `playbackURI`, and its event type as the record type.
 
 Calendar: `POST|GET .../record/tracks/{id}/dailyDistribution` with `trackDailyParam{year,
 monthOfYear}` -> `trackDailyDistribution{dayList{day{id, dayOfMonth, record, recordType}}}`
@@ -91,13 +97,14 @@ from vigil.api.errors import (
     not_found,
 )
 from vigil.api.io import by_url_id, config_change, ok, read_body, read_xml, xml_response
+from vigil.api.isapi_pictures import PICTURE_TRACK, picture_uri
 from vigil.api.xml import XmlIn, render
 from vigil.board.clock import parse_time_zone
 from vigil.config.model import Config, RecordPeriod, RecordTrack, StorageSettings
 from vigil.config.schema import ConfigError, checked_replace, from_dict
 from vigil.config.weekly import MAX_PERIODS_PER_DAY, WEEKDAYS, check_week, minutes
 from vigil.record.footage import RTSP_DEFAULT_PORT, playback_uri
-from vigil.record.index import PAGE_LIMIT, RecordingIndex, Segment
+from vigil.record.index import PAGE_LIMIT, Picture, RecordingIndex, Segment
 
 routes = web.RouteTableDef()
 
@@ -160,6 +167,17 @@ FILTER_WORDS: dict[str, frozenset[str] | None] = {
     "manual": frozenset({"manual"}),
     "event": frozenset({"event"}),
     "allevent": _EVENTS,
+}
+# What a search's word finds among pictures, filed under "timing" or their event's type.
+# Only these: the others name recordings (manual, the `event` type) or sets of event types
+# that the picture index cannot select (AllEvent: every type but timing).
+PICTURE_WORDS: dict[str, frozenset[str] | None] = {
+    "": None,
+    "all": None,
+    **dict.fromkeys(("timing", "time", "cmr", "continuous"), frozenset({"timing"})),
+    **dict.fromkeys(("motion", "vmd", "videomotion", "motiondetection"), frozenset({"motion"})),
+    "alarm": frozenset({"alarm"}),
+    **dict.fromkeys(("edr", "alarmormotion"), frozenset({"motion", "alarm"})),
 }
 SEGMENT_CODECS = {"H264": "H.264-BP", "H265": "H.265"}
 DEFAULT_RESULTS = 100
@@ -573,14 +591,37 @@ async def get_track_status(request: web.Request) -> web.Response:
 
 # -- footage search ----------------------------------------------------------------------------
 @dataclass(frozen=True)
+class Source:
+    """What a searched track id names: a record track, or (x03) channel x's pictures."""
+
+    track_id: int
+    pictures: bool = False
+
+
+@dataclass(frozen=True)
 class FootageQuery:
     search_id: str
-    tracks: tuple[int, ...]
+    sources: tuple[Source, ...]
     start_us: int
     end_us: int
-    record_types: frozenset[str] | None  # None: every type
+    words: frozenset[str] | None  # the record-type words asked for (lower case); None: all
     offset: int
     limit: int
+
+    def record_types(self) -> frozenset[str] | None:
+        return _types(self.words, FILTER_WORDS)
+
+    def picture_types(self) -> frozenset[str] | None:
+        return _types(self.words, PICTURE_WORDS)
+
+
+def _types(
+    words: frozenset[str] | None, table: dict[str, frozenset[str] | None]
+) -> frozenset[str] | None:
+    found = [table[w] for w in words] if words is not None else [None]
+    if any(types is None for types in found):
+        return None
+    return frozenset().union(*(t for t in found if t is not None))
 
 
 def _texts(doc: XmlIn, list_tag: str, item_tag: str, limit: int) -> list[str] | None:
@@ -596,23 +637,31 @@ def _texts(doc: XmlIn, list_tag: str, item_tag: str, limit: int) -> list[str] | 
     return texts
 
 
-def _search_tracks(doc: XmlIn, config: Config) -> tuple[int, ...]:
-    """The tracks asked for (`trackIDList`, or `trackList` as some clients say); all without."""
+def _source(text: str, config: Config) -> Source:
+    track_id = int(text) if text.isdigit() and len(text) <= 4 else 0
+    if config.record.track(track_id) is not None:
+        return Source(track_id)
+    if track_id % 100 == PICTURE_TRACK and config.stream(track_id - 2) is not None:
+        return Source(track_id, pictures=True)
+    raise bad_parameters(f"<trackID> {text[:16]!r}: no such record track or picture track")
+
+
+def _search_sources(doc: XmlIn, config: Config) -> tuple[Source, ...]:
+    """The tracks asked for (`trackIDList`, or `trackList` as some clients say); without a
+    list, every record track."""
     asked = _texts(doc, "trackIDList", "trackID", MAX_SEARCH_TRACKS)
     if asked is None:
         asked = _texts(doc, "trackList", "trackID", MAX_SEARCH_TRACKS)
     if asked is None:
-        return tuple(t.id for t in config.record.tracks)
-    tracks: list[int] = []
+        return tuple(Source(t.id) for t in config.record.tracks)
+    sources: list[Source] = []
     for text in asked:
-        track = config.record.track(int(text)) if text.isdigit() and len(text) <= 4 else None
-        if track is None:
-            raise bad_parameters(f"<trackID> {text[:16]!r}: no such record track")
-        if track.id not in tracks:
-            tracks.append(track.id)
-    if not tracks:
+        source = _source(text, config)
+        if source not in sources:
+            sources.append(source)
+    if not sources:
         raise bad_parameters("<trackIDList> names no track")
-    return tuple(tracks)
+    return tuple(sources)
 
 
 def _search_time(doc: XmlIn, tag: str, zone: tzinfo) -> datetime:
@@ -653,28 +702,32 @@ def _us(when: datetime) -> int:
     return (when - EPOCH) // timedelta(microseconds=1)
 
 
-def _descriptor_types(text: str) -> frozenset[str] | None:
-    """`//recordType.meta.std-cgi.com[/<word>]` -> the record types it asks for (None: all)."""
+def _descriptor_word(text: str) -> str:
+    """`//recordType.meta.std-cgi.com[/<word>]` -> the word, lower case ("" for all)."""
     prefix, _, word = text.strip().strip("/").partition("/")
     if prefix.lower() not in RECORD_META_PREFIXES:
         raise bad_parameters(
             f"<metadataDescriptor> {text[:64]!r}: only //recordType.meta.std-cgi.com[/type] "
             "searches are supported"
         )
-    if word.lower() not in FILTER_WORDS:
-        known = ", ".join(sorted({w for w in FILTER_WORDS if w}))
-        raise bad_parameters(f"<metadataDescriptor>: unknown record type {word[:32]!r} ({known})")
-    return FILTER_WORDS[word.lower()]
+    return word.lower()
 
 
-def _search_types(doc: XmlIn) -> frozenset[str] | None:
+def _search_words(doc: XmlIn, sources: tuple[Source, ...]) -> frozenset[str] | None:
     descriptors = _texts(doc, "metadataList", "metadataDescriptor", MAX_DESCRIPTORS)
     if not descriptors:
         return None
-    asked = [_descriptor_types(d) for d in descriptors]
-    if any(types is None for types in asked):
-        return None
-    return frozenset().union(*(t for t in asked if t is not None))
+    sent = {_descriptor_word(d): d for d in descriptors}
+    tables = {s.pictures: PICTURE_WORDS if s.pictures else FILTER_WORDS for s in sources}
+    for pictures, table in tables.items():
+        unknown = sorted(set(sent) - set(table))
+        if unknown:
+            what = "picture type" if pictures else "record type"
+            known = ", ".join(sorted(w for w in table if w))
+            raise bad_parameters(
+                f"<metadataDescriptor> {sent[unknown[0]][:64]!r}: not a {what} ({known})"
+            )
+    return frozenset(sent)
 
 
 def _search_page(doc: XmlIn) -> tuple[int, int]:
@@ -693,34 +746,56 @@ def _search_page(doc: XmlIn) -> tuple[int, int]:
 def parse_search(doc: XmlIn, config: Config) -> FootageQuery:
     """A `CMSearchDescription` -> the query; raises IsapiError."""
     search_id = doc.text("searchID", "", max_len=64) or ""
-    tracks = _search_tracks(doc, config)
+    sources = _search_sources(doc, config)
     start_us, end_us = _search_span(doc, config)
     offset, limit = _search_page(doc)
-    record_types = _search_types(doc)
+    words = _search_words(doc, sources)
     contents = _texts(doc, "contentTypeList", "contentType", 4) or []
     doc.finish()
     unknown = [c for c in contents if c not in ("video", "metadata")]
     if unknown:
-        raise bad_parameters(f"<contentType> {unknown[0][:16]!r}: only video is recorded")
-    return FootageQuery(search_id, tracks, start_us, end_us, record_types, offset, limit)
+        raise bad_parameters(f"<contentType> {unknown[0][:16]!r}: only video and pictures")
+    return FootageQuery(search_id, sources, start_us, end_us, words, offset, limit)
 
 
-def find_footage(index: RecordingIndex, query: FootageQuery) -> tuple[list[Segment], int]:
-    """One page of the segments that match, track by track, oldest first; and how many match.
+Found = tuple[Source, Segment | Picture]
 
-    Blocking (SQLite): run it in a thread. A track's footage is the index rows under its id."""
-    page: list[Segment] = []
+
+def _count(index: RecordingIndex, source: Source, query: FootageQuery) -> int:
+    span = (query.start_us, query.end_us)
+    if source.pictures:
+        return index.count_pictures(source.track_id // 100, *span, query.picture_types())
+    return index.count_overlapping(source.track_id, *span, query.record_types())
+
+
+def _page(
+    index: RecordingIndex, source: Source, query: FootageQuery, limit: int, offset: int
+) -> list[Found]:
+    span = (query.start_us, query.end_us)
+    rows: list[Segment] | list[Picture]
+    if source.pictures:
+        channel, types = source.track_id // 100, query.picture_types()
+        rows = index.pictures_overlapping(channel, *span, types, limit=limit, offset=offset)
+    else:
+        types = query.record_types()
+        rows = index.segments_overlapping(source.track_id, *span, types, limit=limit, offset=offset)
+    return [(source, row) for row in rows]
+
+
+def find_footage(index: RecordingIndex, query: FootageQuery) -> tuple[list[Found], int]:
+    """One page of the recordings and pictures that match, track by track, oldest first; and
+    how many match. Blocking (SQLite): run it in a thread."""
+    page: list[Found] = []
     total, skip = 0, query.offset
-    span = (query.start_us, query.end_us, query.record_types)
-    for track_id in query.tracks:
-        count = index.count_overlapping(track_id, *span)
+    for source in query.sources:
+        count = _count(index, source, query)
         total += count
         if skip >= count:
             skip -= count
             continue
         room = query.limit - len(page)
         if room > 0:
-            page += index.segments_overlapping(track_id, *span, limit=room, offset=skip)
+            page += _page(index, source, query, room, skip)
         skip = 0
     return page, total
 
@@ -730,11 +805,10 @@ def _utc(at_us: int, *, round_up: bool = False) -> str:
     return f"{datetime.fromtimestamp(seconds, UTC):%Y-%m-%dT%H:%M:%SZ}"
 
 
-def _match_doc(request: web.Request, segment: Segment, rtsp_port: int) -> dict[str, Any]:
+def _segment_doc(request: web.Request, segment: Segment, rtsp_port: int) -> dict[str, Any]:
     track_id = segment.stream_id  # the recorder of a track writes its rows under the track's id
-    uri = playback_uri(
-        request.url.host or "localhost", rtsp_port, track_id, segment.start_us, segment.end_us
-    )
+    host = request.url.host or "localhost"
+    uri = playback_uri(host, rtsp_port, track_id, segment.start_us, segment.end_us)
     return {
         "sourceID": _guid(request, "track", track_id),
         "trackID": track_id,
@@ -751,6 +825,27 @@ def _match_doc(request: web.Request, segment: Segment, rtsp_port: int) -> dict[s
             "metadataDescriptor": f"{RECORD_META}/{RESULT_WORDS[segment.record_type]}"
         },
     }
+
+
+def _picture_doc(request: web.Request, track_id: int, picture: Picture) -> dict[str, Any]:
+    return {
+        "sourceID": _guid(request, "pictures", track_id),
+        "trackID": track_id,
+        "timeSpan": {"startTime": _utc(picture.taken_us), "endTime": _utc(picture.taken_us)},
+        "mediaSegmentDescriptor": {
+            "contentType": "metadata",
+            "codecType": "jpeg",
+            "playbackURI": f"{request.scheme}://{request.host}{picture_uri(picture)}",
+        },
+        "metadataMatches": {"metadataDescriptor": f"{RECORD_META}/{picture.event_type}"},
+    }
+
+
+def _match_doc(request: web.Request, found: Found, rtsp_port: int) -> dict[str, Any]:
+    source, row = found
+    if isinstance(row, Picture):
+        return _picture_doc(request, source.track_id, row)
+    return _segment_doc(request, row, rtsp_port)
 
 
 @routes.post("/ISAPI/ContentMgmt/search")
@@ -770,7 +865,7 @@ async def search_footage(request: web.Request) -> web.Response:
         "numOfMatches": len(found),
         "totalMatches": total,
         "matchList": {
-            "searchMatchItem": [_match_doc(request, s, config.ports.rtsp) for s in found]
+            "searchMatchItem": [_match_doc(request, f, config.ports.rtsp) for f in found]
         },
     }
     return xml_response(render("CMSearchResult", content))
