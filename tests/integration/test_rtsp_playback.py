@@ -36,8 +36,12 @@ from typing import Any, TypeVar
 
 import pytest
 
+from tests.integration import test_storage
 from tests.integration.rtsp_fixtures import PASSWORD, REALM, RawClient, Reply, run
+from tests.integration.test_record_api import Match, search, search_body
+from tests.integration.test_storage import format_card, wait_for
 from tests.recording import FRAME, decode_errors, encode_units
+from tests.vigild import ADMIN_PASSWORD, Vigild
 from vigil.config.model import Config, RtspSettings, SecuritySettings
 from vigil.config.store import ConfigStore
 from vigil.media.frames import AccessUnit
@@ -47,6 +51,8 @@ from vigil.media.rtp.packet import RTCP_BYE, parse_rtcp
 from vigil.media.rtsp import AccountsRtspAuth, RtspServer
 from vigil.media.rtsp.auth import RtspDigest
 from vigil.media.rtsp.playback import PLAYBACK_PERMISSION
+from vigil.media.rtsp.playback_session import PlaybackCardUser
+from vigil.record.footage import parse_playback_uri, playback_uri
 from vigil.record.index import RecordingIndex, Segment
 from vigil.record.recorder import Recorder
 from vigil.record.segment import ticks_to_us
@@ -55,6 +61,8 @@ from vigil.security.lockout import Lockout
 from vigil.security.passwords import PasswordVault
 
 T = TypeVar("T")
+card_image = test_storage.card_image  # the fixture: a blank card, cleaned up after the test
+needs_card = test_storage.pytestmark
 VIEWER_PASSWORD = "Live-Only-2026"
 GAP_S = 5
 FIRST_PART = 500  # units before the gap: 20 s
@@ -318,16 +326,7 @@ def rtp_info(reply: Reply) -> tuple[int, int]:
 def player(rig: PlaybackRig) -> Iterator[Player]:
     with Player(rig.server) as client:
         yield client
-    assert wait_for(lambda: rig.sessions() == 0, 5), "a session outlived its connection"
-
-
-def wait_for(condition: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return bool(condition())
+    wait_for(lambda: rig.sessions() == 0, "the sessions of a closed connection to end", 5)
 
 
 # -- real clients -----------------------------------------------------------------------------
@@ -489,6 +488,19 @@ def test_the_end_sends_bye_and_the_session_stays(
     assert gone.status == 454
 
 
+def test_the_card_going_ends_playback(rig: PlaybackRig, footage: Footage, player: Player) -> None:
+    start = footage.origin_us + 1 * SECOND
+    player.setup_track(track_path(start, start + 10 * SECOND))
+    assert player.play_with("Range: npt=0-").status == 200
+    assert rtp_packets(player.read_frames(0.3))
+    card_user = PlaybackCardUser(rig.server.end_playback)  # what the daemon gives recording
+    rig.run(card_user.detach())
+    assert has_bye(player.read_frames(0.3))
+    assert rig.sessions() == 0
+    keep_alive = player.request("GET_PARAMETER", player.base, (f"Session: {player.session}",))
+    assert keep_alive.status == 454
+
+
 # -- what is refused --------------------------------------------------------------------------
 def test_urls_times_and_ranges(rig: PlaybackRig, footage: Footage, player: Player) -> None:
     start = footage.origin_us + 2 * SECOND
@@ -530,3 +542,37 @@ def test_credentials_and_permission(rig: PlaybackRig, footage: Footage, player: 
         "ffprobe", "-v", "error", "-rtsp_transport", "tcp", url(rig, path, password="Wrong-1")
     )
     assert result.returncode != 0 and "401" in result.stderr
+
+
+# -- through vigild -----------------------------------------------------------------------------
+@needs_card
+def test_vigild_plays_back_what_search_finds(  # type: ignore[no-untyped-def]
+    vigild_factory, card_image: Path, tmp_path: Path
+) -> None:
+    """The daemon's wiring: the recording service's footage, the `playBack` auth, the search's
+    playback URI. A 4 s span of what the daemon recorded copies to an MP4 of 4 s plus a lead-in
+    of less than a GOP (2 s by default), which decodes cleanly."""
+    device: Vigild = vigild_factory(extra_args=("--sim-card", str(card_image))).start()
+    device.activate()
+    format_card(device)
+
+    def recorded_for(seconds: float) -> list[Match]:
+        matches = search(device, search_body())[2]
+        return [m for m in matches if (m.end - m.start).total_seconds() >= seconds]
+
+    wait_for(lambda: recorded_for(8), "8 s of footage", timeout=60)
+    track, start_us, _ = parse_playback_uri(recorded_for(8)[0].uri)
+    start_us += 2 * SECOND
+    uri = playback_uri("127.0.0.1", device.rtsp_port, track, start_us, start_us + 4 * SECOND)
+    out = tmp_path / "vigild.mp4"
+    authority = f"admin:{ADMIN_PASSWORD}@127.0.0.1"
+    result = run(
+        "ffmpeg", "-nostdin", "-v", "error", "-rtsp_transport", "tcp",
+        "-i", uri.replace("127.0.0.1", authority, 1), "-c", "copy", str(out),
+        timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    duration = float(run("ffprobe", "-v", "error", "-show_entries", "format=duration",
+                         "-of", "csv=p=0", str(out)).stdout)  # fmt: skip
+    assert 4 - 0.1 < duration < 6 + 0.1
+    assert decode_errors(out) == ""

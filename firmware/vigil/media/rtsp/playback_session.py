@@ -32,7 +32,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,6 +163,23 @@ class _Run:
     began: float  # loop time when the first unit is due
 
 
+class PlaybackCardUser:
+    """Ends every playback before the card goes (a `RecordingService` card user), so that no
+    file stays open on a card being unmounted."""
+
+    def __init__(self, end_playback: Callable[[str], Awaitable[None]]) -> None:
+        self._end_playback = end_playback
+
+    async def attach(self, card_root: Path, index: RecordingIndex) -> None:
+        """Nothing to do: playback asks where the footage is at each DESCRIBE and SETUP."""
+
+    async def detach(self) -> None:
+        await self._end_playback("the card is going")
+
+    def on_event(self, channel: int, kind: str, active: bool) -> None:
+        """Events do not concern playback."""
+
+
 class PlaybackSession:
     """A client's playback session. The server handles it beside live sessions: it has the
     same identity, transport, state and counts (`id`, `sink`, `owner`, `touch`, `info`, `end`)."""
@@ -211,6 +228,7 @@ class PlaybackSession:
         self._last_step = DEFAULT_STEP
         self._last_sent = 0.0  # time.monotonic() when the last unit went out
         self._last_sr = float("-inf")
+        self._said_bye = False  # since the last run began: one BYE is enough
 
     # -- what the server needs of a session ----------------------------------------------
     def touch(self) -> None:
@@ -236,6 +254,7 @@ class PlaybackSession:
         self.ended = True
         await self._stop_writer()
         await self._close_reader()
+        self._send_bye()  # the source leaves (RFC 3550 §6.6): the client need not time out
         self.state = "ENDED"
         self._on_end(self, reason)
 
@@ -285,6 +304,7 @@ class PlaybackSession:
         if self._writer is not None or self.ended or prepared is None:
             return
         self.state = "PLAYING"
+        self._said_bye = False
         loop = asyncio.get_running_loop()
         run = dataclasses.replace(prepared, began=loop.time())
         self._writer = loop.create_task(self._write(run), name=f"rtsp-playback-{self.id}")
@@ -407,7 +427,8 @@ class PlaybackSession:
 
     def _send_bye(self) -> None:
         """SR, SDES and BYE: FFmpeg and GStreamer end the stream on it."""
-        if self._last_timestamp is None or self.sink.gone:
+        if self._said_bye or self._last_timestamp is None or self.sink.gone:
             return
+        self._said_bye = True
         report = self.packetizer.sender_report(time.time(), self._rtp_now())
         self.sink.send_rtcp(report + build_bye(self.packetizer.ssrc))
