@@ -1,9 +1,9 @@
 """vigild: builds the services from the board description and the config, runs them, stops them.
 
 The only module that knows every subsystem. Start order: storage of state (config, secrets,
-log), then the security services, the card, the media plane, recording, then the listeners; stop is the
-reverse, and every task and socket is closed before the process exits (or re-executes itself
-for a simulated reboot).
+log), then the security services, the card, the media plane, recording, then the listeners;
+stop is the reverse, and every task and socket is closed before the process exits (or
+re-executes itself for a simulated reboot).
 """
 
 from __future__ import annotations
@@ -36,8 +36,11 @@ from vigil.config.store import ConfigStore
 from vigil.discovery.mdns import MdnsAdvertiser
 from vigil.discovery.sadp import SadpResponder
 from vigil.discovery.sadp_device import SadpDeviceAdapter
-from vigil.media.rtsp.auth import AccountsRtspAuth, RtspDigest
+from vigil.media.rtsp.auth import LIVE_PERMISSION, AccountsRtspAuth, RtspDigest
+from vigil.media.rtsp.playback import PLAYBACK_PERMISSION
+from vigil.media.rtsp.playback_session import PlaybackCardUser
 from vigil.media.service import MediaService
+from vigil.record.index import RecordingIndex
 from vigil.record.service import RecordingService
 from vigil.record.storage import StorageManager
 from vigil.security.accounts import Accounts
@@ -165,26 +168,40 @@ class Vigil:
         self._stop_steps.append(self.storage.stop)
 
     async def _start_media(self) -> None:
-        rtsp_auth = AccountsRtspAuth(
-            RtspDigest(REALM, self._ha1),
-            self.accounts,
-            self.lockout,
-            lambda: self.store.current.security,
-        )
+        digest = RtspDigest(REALM, self._ha1)  # one for both: a nonce is checked where issued
+
+        def rtsp_auth(permission: str) -> AccountsRtspAuth:
+            return AccountsRtspAuth(
+                digest, self.accounts, self.lockout, lambda: self.store.current.security, permission
+            )
+
         self.media = MediaService(
             self.board,
             self.store,
             bind=self.bind,
-            rtsp_auth=rtsp_auth,
+            rtsp_auth=rtsp_auth(LIVE_PERMISSION),
             allow=self.ipfilter.allows,
+            playback_auth=rtsp_auth(PLAYBACK_PERMISSION),
         )
         await self.media.start()
         self._stop_steps.append(self.media.stop)
 
     async def _start_recording(self) -> None:
-        self.recording = RecordingService(self.storage, self.store, self.media.hubs.get, self.clock)
+        self.recording = RecordingService(
+            self.storage,
+            self.store,
+            self.media.hubs.get,
+            self.clock,
+            users=[PlaybackCardUser(self.media.end_playback)],
+        )
+        self.media.recordings = self._recordings
         await self.recording.start()
         self._stop_steps.append(self.recording.stop)
+
+    def _recordings(self) -> tuple[Path, RecordingIndex] | None:
+        """Where RTSP playback finds the footage: the recording service's, while it has a card."""
+        root, index = self.recording.root, self.recording.index
+        return (root, index) if root is not None and index is not None else None
 
     async def _start_http(self) -> None:
         cert, key = ensure_certificate(self.data_dir / "secrets", f"vigil-{self.identity.serial}")
