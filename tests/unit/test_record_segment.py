@@ -219,3 +219,45 @@ def test_writing_a_fragment_costs_little(tmp_path: Path) -> None:
     write_segment(path, units)
     per_unit_ms = (time.perf_counter() - began) * 1000 / len(units)
     assert per_unit_ms < 5, per_unit_ms  # fsync included; a frame is 40 ms
+
+
+@pytest.fixture
+def tiny_fs(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A real file system that runs out of space quickly (tmpfs of 256 KB; needs root)."""
+    point = tmp_path / "tiny"
+    point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(point)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.decode().strip()}")
+    yield point
+    subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+def test_a_full_card_leaves_only_whole_fragments(tiny_fs: Path) -> None:
+    """ENOSPC part way through a fragment: `abandon` cuts the file back to what was fsynced,
+    and a file whose first fragment never made it is removed (it has no index row)."""
+    units = encode_units(8.0, gop=25)
+    path = tiny_fs / "seg.mp4"
+    writer = SegmentWriter(path, units[0], start_us=1_700_000_000_000_000, record_type="continuous")
+    with pytest.raises(OSError, match="No space"):
+        for unit in units[1:]:
+            writer.add(unit)
+    assert writer.fragments >= 1
+    writer.abandon()
+    assert path.stat().st_size == writer.size
+    with path.open("rb") as f:
+        layout = read_layout(f)
+    assert not layout.torn and len(layout.fragments) == writer.fragments
+    assert probe(path).ok
+
+    path.unlink()
+    (tiny_fs / "ballast").write_bytes(b"\0" * (250 * 1024))  # no room for even one fragment
+    second = tiny_fs / "second.mp4"
+    writer = SegmentWriter(second, units[0], start_us=1_700_000_000_000_000, record_type="motion")
+    with pytest.raises(OSError, match="No space"):
+        for unit in units[1:]:
+            writer.add(unit)
+    writer.abandon()
+    assert not second.exists()

@@ -15,6 +15,7 @@ recorded (the brief's recorder covers H.264 and H.265; MJPEG streams are for sna
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 from dataclasses import dataclass
@@ -192,12 +193,24 @@ class SegmentWriter:
         return written
 
     def abandon(self) -> None:
-        """Close after a write failed: what is pending is lost; what was fsynced stays."""
+        """Close after a write failed: what is pending is lost; what was fsynced stays.
+
+        A write that failed part way (a full card) leaves bytes past the last fsynced
+        fragment, or a file whose first fragment never completed and which has no index row:
+        both are undone now, so the files keep matching the index until the next start (where
+        reconciliation would do the same). If the card is gone, reconciliation does it later."""
         self.closed = True
         self._pts, self._samples, self._keys = [], [], []
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        if self._fd < 0:
+            return
+        fd, self._fd = self._fd, -1
+        with contextlib.suppress(OSError):
+            if self.fragments == 0:
+                self.path.unlink()
+            else:
+                os.ftruncate(fd, self.size)
+                os.fsync(fd)
+        os.close(fd)
 
     def _write(self, last_duration: int) -> FragmentWritten:
         pts, samples, keys = self._pts, self._samples, self._keys
