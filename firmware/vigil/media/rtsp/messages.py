@@ -253,8 +253,9 @@ class NotFound(RtspError):
 def parse_target(uri: str) -> Target:
     """`rtsp://host[:port]/Streaming/Channels/101[/trackID=1][?query]` (any case) -> Target.
 
-    The query is ignored (clients add `?transportmode=unicast` and the like). Playback URLs
-    (`/Streaming/tracks/...`) are recognised and refused until recording exists.
+    The query is ignored (clients add `?transportmode=unicast` and the like). A playback URL
+    (`/Streaming/tracks/...`) is not a live stream: the server hands those to `playback.py`
+    first, so one reaching here is refused (a server without recordings).
     """
     try:
         parts = urlsplit(uri)
