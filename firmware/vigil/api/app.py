@@ -12,6 +12,7 @@ from vigil.api import (
     isapi_network,
     isapi_pictures,
     isapi_record,
+    isapi_search,
     isapi_security,
     isapi_storage,
     isapi_streaming,
@@ -31,6 +32,7 @@ ISAPI_MODULES = (
     isapi_streaming,
     isapi_storage,
     isapi_record,
+    isapi_search,
     isapi_download,
     isapi_pictures,
 )
