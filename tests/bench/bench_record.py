@@ -1,0 +1,515 @@
+"""`make bench`, recording: K RTSP cameras recorded by Vigil and by ffmpeg's segmenter, same run.
+
+Issue 4 item 7. For K = 1, 8, 32 streams of 1080p25 H.264 at about 4 Mbit/s:
+
+1. The cameras: `record_source.py`, one process (its CPU is charged to neither side) serving
+   K RTSP streams of one pre-encoded clip looped at real time, with Vigil's own RtspServer.
+2. Vigil: `record_vigil.py`, one process of K x (RtspIngest -> StreamHub -> Recorder), onto
+   its own ext4 card (a RAM-backed loop device, formatted and mounted as Vigil's storage does).
+3. The peer: K processes of `ffmpeg -rtsp_transport tcp -i ... -c copy -f segment` with
+   Frigate's input and record arguments (60 s segments like Vigil's), onto another such card.
+
+The two sides run one after the other against the same cameras. Each side: the card is made,
+its write counter read; the recorders start; once every stream is recording, a warm-up, then
+a fixed window in which the recorders' CPU time (from /proc: user + system, children
+included), their fsync-family calls (kernel tracepoints, `sync_trace.py`) and the card's
+journal commits are counted; then the
+recorders stop cleanly (Vigil completes its segments, ffmpeg writes its trailers), the card is
+synced and unmounted and its loop device says how many bytes the file system wrote. Those are
+divided by the bytes of video in the files (ffprobe's sample sizes, the same count for both
+sides; Vigil's index is on the card and counted as written, not as video).
+
+Prints the table and writes it as a section of `tests/bench/results.md`; exit status 1 only if
+something could not be measured (a missed target is reported, not failed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime
+import json
+import os
+import platform
+import re
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import psutil
+
+from tests.bench.measure import host_busy_seconds
+from tests.bench.record_report import render, write_section
+from tests.bench.record_rig import (
+    CLIP_FPS,
+    CLIP_GOP,
+    CLIP_KBPS,
+    CLIP_SECONDS,
+    Card,
+    Journal,
+    Media,
+    Program,
+    RigError,
+    cache_dir,
+    check_prerequisites,
+    prepare_clip,
+    probe_media,
+    run,
+)
+from tests.bench.run import commit, machine
+from vigil.record.storage import MOUNT_OPTIONS
+
+HERE = Path(__file__).resolve().parent
+SEGMENT_SECONDS = 60
+READY_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 60.0
+BYTES_PER_STREAM_SECOND = 600_000  # 4 Mbit/s and then some, for sizing the cards
+# Frigate's `preset-rtsp-generic` input and `preset-record-generic` output arguments, with
+# Vigil's segment length instead of Frigate's 10 s.
+FFMPEG_INPUT = (
+    "-avoid_negative_ts", "make_zero", "-fflags", "+genpts+discardcorrupt",
+    "-rtsp_transport", "tcp", "-timeout", "5000000", "-use_wallclock_as_timestamps", "1",
+)  # fmt: skip
+FFMPEG_OUTPUT = (
+    "-f", "segment", "-segment_time", str(SEGMENT_SECONDS), "-segment_format", "mp4",
+    "-reset_timestamps", "1", "-strftime", "1", "-c", "copy", "-an",
+)  # fmt: skip
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.bench_record", description=__doc__)
+    parser.add_argument("--streams", default="1,8,32", help="comma-separated stream counts")
+    parser.add_argument("--window", type=float, default=60.0, help="seconds measured per run")
+    parser.add_argument("--warmup", type=float, default=15.0, help="seconds before the window")
+    parser.add_argument("--cache", type=Path, default=cache_dir(), help="where the clip is kept")
+    parser.add_argument("--output", type=Path, default=HERE / "results.md")
+    args = parser.parse_args(argv)
+    args.counts = [int(n) for n in args.streams.split(",") if n.strip()]
+    if not args.counts or min(args.counts) < 1 or max(args.counts) > 99:
+        parser.error("stream counts are 1..99")
+    return args
+
+
+# -- the line protocol of the helper processes ---------------------------------------------
+async def read_event(process: asyncio.subprocess.Process, event: str, timeout: float) -> dict:
+    """The next line that is the JSON event `event` (other output is skipped)."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = await asyncio.wait_for(process.stdout.readline(), left)
+        except TimeoutError:
+            break
+        if not line:
+            raise RigError(f"the process ended while waiting for {event!r}")
+        with contextlib.suppress(json.JSONDecodeError):
+            message = json.loads(line)
+            if isinstance(message, dict) and message.get("event") == event:
+                return message
+    raise RigError(f"no {event!r} within {timeout:.0f} s")
+
+
+def send(process: asyncio.subprocess.Process, order: str) -> None:
+    assert process.stdin is not None
+    process.stdin.write((json.dumps({"order": order}) + "\n").encode())
+
+
+class Cameras:
+    """The source process: K looped RTSP streams."""
+
+    def __init__(self, clip: Path, count: int, log: Path) -> None:
+        self.clip, self.count, self.log = clip, count, log
+        self.process: asyncio.subprocess.Process | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        with self.log.open("ab") as stderr:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "tests.bench.record_source", str(self.clip),
+                str(self.count), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=stderr, cwd=HERE.parents[1],
+            )  # fmt: skip
+        self.port = (await read_event(self.process, "ready", 120))["port"]
+
+    def url_template(self) -> str:
+        return f"rtsp://127.0.0.1:{self.port}/Streaming/Channels/{{id}}"
+
+    def cpu_seconds(self) -> float:
+        assert self.process is not None
+        times = psutil.Process(self.process.pid).cpu_times()
+        return times.user + times.system
+
+    async def stats(self) -> dict:
+        assert self.process is not None
+        send(self.process, "stats")
+        return await read_event(self.process, "stats", 10)
+
+    async def stop(self) -> None:
+        if self.process is None or self.process.returncode is not None:
+            return
+        send(self.process, "quit")
+        try:
+            await asyncio.wait_for(self.process.wait(), 20)
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+
+
+class SyncTrace:
+    """The fsync counter (`sync_trace.py`), in a mount namespace of its own."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        with self.log.open("ab") as stderr:
+            self.process = await asyncio.create_subprocess_exec(
+                "unshare", "-m", "--propagation", "private", sys.executable, "-m",
+                "tests.bench.sync_trace", stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE, stderr=stderr, cwd=HERE.parents[1],
+            )  # fmt: skip
+        await read_event(self.process, "ready", 30)
+
+    async def begin(self) -> None:
+        assert self.process is not None
+        send(self.process, "start")
+        await read_event(self.process, "started", 10)
+
+    async def end(self, pids: list[int]) -> tuple[dict[str, int], int]:
+        """The calls of these processes since `begin`, by name; and events the buffer lost."""
+        assert self.process is not None
+        send(self.process, "stop")
+        counts = await read_event(self.process, "counts", 30)
+        calls: dict[str, int] = {}
+        for pid in pids:
+            for name, number in counts["by_process"].get(str(pid), {}).items():
+                calls[name] = calls.get(name, 0) + number
+        return calls, counts["lost"]
+
+    async def stop(self) -> None:
+        if self.process is None or self.process.returncode is not None:
+            return
+        send(self.process, "quit")
+        try:
+            await asyncio.wait_for(self.process.wait(), 20)
+        except TimeoutError:
+            self.process.terminate()
+            await self.process.wait()
+
+
+# -- the two sides -------------------------------------------------------------------------
+class Side(Protocol):
+    name: str
+    key: str
+
+    async def start(self, count: int, root: Path, template: str, workdir: Path) -> None: ...
+    async def wait_ready(self, timeout: float) -> None: ...
+    def pids(self) -> list[int]: ...
+    def cpu_seconds(self) -> float: ...
+    async def stop(self) -> tuple[int, dict[str, Any]]: ...
+    async def kill(self) -> None: ...
+
+
+class VigilSide:
+    name = "Vigil"
+    key = "vigil"
+
+    def __init__(self) -> None:
+        self.program: Program | None = None
+
+    async def start(self, count: int, root: Path, template: str, workdir: Path) -> None:
+        module = "tests.bench.record_vigil"
+        command = [sys.executable, "-m", module, template, str(count), str(root)]
+        self.program = await Program.start(command, workdir / f"vigil-{count}.log", pipes=True)
+
+    async def wait_ready(self, timeout: float) -> None:
+        assert self.program is not None
+        await read_event(self.program.process, "ready", timeout)
+
+    def pids(self) -> list[int]:
+        assert self.program is not None
+        return [self.program.pid]
+
+    def cpu_seconds(self) -> float:
+        assert self.program is not None
+        return self.program.cpu_seconds()
+
+    async def stop(self) -> tuple[int, dict[str, Any]]:
+        """Bytes of video received, and the recorders' own counts."""
+        assert self.program is not None
+        send(self.program.process, "stop")
+        stopped = await read_event(self.program.process, "stopped", STOP_TIMEOUT_S)
+        send(self.program.process, "quit")
+        await self.program.wait(STOP_TIMEOUT_S)
+        received = sum(stats["bytes"] for stats in stopped["ingest"])
+        totals = {
+            name: sum(stats[name] for stats in stopped["recorder"])
+            for name in ("segments", "fragments", "gaps", "skips", "write_errors")
+        }
+        totals["reconnects"] = sum(stats["connects"] - 1 for stats in stopped["ingest"])
+        return received, totals
+
+    async def kill(self) -> None:
+        if self.program is not None:
+            self.program.kill()
+            await self.program.process.wait()
+
+
+class FfmpegSide:
+    name = "ffmpeg segmenter"
+    key = "ffmpeg"
+
+    def __init__(self) -> None:
+        self.processes: list[Program] = []
+        self.logs: list[Path] = []
+        self.dirs: list[Path] = []
+
+    async def start(self, count: int, root: Path, template: str, workdir: Path) -> None:
+        for channel in range(2, count + 2):
+            stream_id, source_id = channel * 100 + 1, (channel - 1) * 100 + 1
+            directory = root / str(stream_id)
+            directory.mkdir(parents=True)
+            log = workdir / f"ffmpeg-{count}-{stream_id}.log"
+            command = [
+                "ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
+                *FFMPEG_INPUT, "-i", template.format(id=source_id), *FFMPEG_OUTPUT,
+                str(directory / "%Y%m%d%H%M%S.mp4"),
+            ]  # fmt: skip
+            self.processes.append(await Program.start(command, log))
+            self.logs.append(log)
+            self.dirs.append(directory)
+
+    async def wait_ready(self, timeout: float) -> None:
+        """Every segmenter has opened its first segment (it has its input's parameters)."""
+        deadline = time.monotonic() + timeout
+        while not all(any(d.iterdir()) for d in self.dirs):
+            ended = any(p.process.returncode is not None for p in self.processes)
+            if time.monotonic() > deadline or ended:
+                raise RigError("not every ffmpeg segmenter started writing")
+            await asyncio.sleep(0.2)
+
+    def pids(self) -> list[int]:
+        return [process.pid for process in self.processes]
+
+    def cpu_seconds(self) -> float:
+        return sum(process.cpu_seconds() for process in self.processes)
+
+    async def stop(self) -> tuple[int, dict[str, Any]]:
+        """SIGINT: ffmpeg finishes the segment it is writing (its trailer) and reports."""
+        for process in self.processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGINT)
+        for process in self.processes:
+            await process.wait(STOP_TIMEOUT_S)
+        received = 0
+        for log in self.logs:
+            found = re.findall(r"video:(\d+)kB", log.read_text(errors="replace"))
+            received += int(found[-1]) * 1024 if found else 0
+        # 255: ffmpeg's exit status after a signal, once it has finished its output.
+        codes = sorted({p.process.returncode for p in self.processes})
+        return received, {"exit status after SIGINT": codes}
+
+    async def kill(self) -> None:
+        for process in self.processes:
+            process.kill()
+            await process.process.wait()
+
+
+# -- one side, one stream count ------------------------------------------------------------
+@dataclass
+class SideRun:
+    side: str
+    streams: int
+    window_s: float
+    cpu_s: float  # the recorders' CPU in the window
+    syncs: dict[str, int]  # fsync-family calls in the window
+    commits: int  # journal commits of the card's file system in the window
+    device_bytes: int  # written to the card over the whole run, after the final sync
+    media: Media  # what the files hold
+    journal: Journal  # the card's ext4 journal over the whole run
+    received_bytes: int  # access unit bytes the recorders say they received
+    run_s: float  # from starting the recorders to stopping them
+    machine_busy: float  # cores busy in the window, every process
+    source_cpu: float  # cores the cameras used in the window
+    source: dict[str, Any]  # the cameras' lag and skips in the window
+    counts: dict[str, Any] = field(default_factory=dict)
+
+    def per_stream_minute(self, value: float) -> float:
+        return value / self.streams / (self.window_s / 60)
+
+    @property
+    def cpu_per_stream_minute(self) -> float:
+        return self.per_stream_minute(self.cpu_s)
+
+    @property
+    def amplification(self) -> float:
+        media = self.media.sample_bytes
+        return self.device_bytes / media if media else float("nan")
+
+    @property
+    def syncs_per_stream_minute(self) -> float:
+        return self.per_stream_minute(sum(self.syncs.values()))
+
+    @property
+    def recorded_share(self) -> float:
+        """Video in the files over the video a run of that length carries."""
+        expected = self.streams * CLIP_FPS * self.run_s
+        return self.media.samples / expected if expected else float("nan")
+
+
+@dataclass
+class Instruments:
+    """What every side is measured with: the cameras, the fsync counter, the settings."""
+
+    cameras: Cameras
+    tracer: SyncTrace
+    args: argparse.Namespace
+    workdir: Path
+
+
+def card_size(count: int, args: argparse.Namespace) -> int:
+    seconds = args.warmup + args.window + READY_TIMEOUT_S + 60
+    return max(1 << 30, int(count * BYTES_PER_STREAM_SECOND * seconds * 1.5))
+
+
+async def measure_side(side: Side, count: int, rig: Instruments) -> SideRun:
+    args = rig.args
+    card = Card(side.key, card_size(count, args), rig.workdir / f"card-{side.key}")
+    try:
+        card.create()
+        card.start_counting()
+        root = card.mount_point / "record"
+        started = time.monotonic()
+        await side.start(count, root, rig.cameras.url_template(), rig.workdir)
+        await side.wait_ready(READY_TIMEOUT_S)
+        await asyncio.sleep(args.warmup)
+        window = await measure_window(side, card, rig)
+        received, counts = await side.stop()
+        run_s = time.monotonic() - started
+        journal = card.journal()
+        device_bytes = card.bytes_written()
+        card.mount(read_only=True)
+        media = await asyncio.to_thread(probe_media, root)
+        card.unmount()
+    finally:
+        await side.kill()
+        card.destroy()
+    return SideRun(
+        side.name, count, args.window, window["cpu"], window["syncs"], window["commits"],
+        device_bytes, media, journal, received, run_s, window["busy"], window["source_cpu"],
+        window["source"], counts,
+    )  # fmt: skip
+
+
+async def measure_window(side: Side, card: Card, rig: Instruments) -> dict[str, Any]:
+    seconds, cameras = rig.args.window, rig.cameras
+    await cameras.stats()  # restarts the cameras' lag statistics
+    await rig.tracer.begin()
+    clock0, commits0 = time.monotonic(), card.journal().commits
+    cpu0, busy0, source0 = side.cpu_seconds(), host_busy_seconds(), cameras.cpu_seconds()
+    await asyncio.sleep(seconds)
+    cpu1, busy1, source1 = side.cpu_seconds(), host_busy_seconds(), cameras.cpu_seconds()
+    elapsed, commits = time.monotonic() - clock0, card.journal().commits - commits0
+    syncs, lost = await rig.tracer.end(side.pids())
+    if lost:
+        raise RigError(f"the fsync counter lost {lost} events")
+    source = await cameras.stats()
+    scale = seconds / elapsed  # counts over the window's nominal length
+    return {
+        "cpu": (cpu1 - cpu0) * scale,
+        "busy": (busy1 - busy0) / elapsed,
+        "source_cpu": (source1 - source0) / elapsed,
+        "source": source,
+        "syncs": syncs,
+        "commits": round(commits * scale),
+    }
+
+
+async def measure_count(clip: Path, count: int, tracer: SyncTrace, args: argparse.Namespace,
+                        workdir: Path) -> list[SideRun]:  # fmt: skip
+    cameras = Cameras(clip, count, workdir / f"cameras-{count}.log")
+    rig = Instruments(cameras, tracer, args, workdir)
+    runs: list[SideRun] = []
+    try:
+        await cameras.start()
+        for side in (VigilSide(), FfmpegSide()):
+            print(f"{count} streams, {side.name}: recording", flush=True)
+            result = await measure_side(side, count, rig)
+            print(
+                f"  {result.cpu_per_stream_minute:.2f} CPU-s per stream-minute, "
+                f"{result.amplification:.4f} device bytes per video byte, "
+                f"{result.syncs_per_stream_minute:.0f} syncs per stream-minute; machine "
+                f"{result.machine_busy:.2f} cores busy, cameras {result.source_cpu:.2f}",
+                flush=True,
+            )
+            runs.append(result)
+    finally:
+        await cameras.stop()
+    return runs
+
+
+def ffmpeg_version() -> str:
+    with contextlib.suppress(RigError, OSError):
+        return run(["ffmpeg", "-version"]).split("\n", 1)[0].split(" Copyright")[0]
+    return "ffmpeg (unknown version)"
+
+
+def setup_text(args: argparse.Namespace, clip: Path) -> str:
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"Run {when} at commit {commit()} on {machine()}; Python {platform.python_version()}, "
+        f"{ffmpeg_version()}, kernel {platform.release()}.\n"
+        f"Cameras: {clip.name} (libx264 1920x1080, {CLIP_FPS} fps, {CLIP_KBPS} kbit/s, GOP "
+        f"{CLIP_GOP}, {CLIP_SECONDS} s looped at real time), served over RTSP/TCP on loopback "
+        "by Vigil's RtspServer in a process of their own. Cards: ext4 on RAM-backed loop "
+        f"devices, Vigil's mkfs options, mounted `{MOUNT_OPTIONS}`. Vigil: one process, "
+        f"RtspIngest -> StreamHub -> Recorder per stream, {SEGMENT_SECONDS} s segments of 1 s "
+        "fragments, one SQLite index. Peer: one `ffmpeg` per stream with Frigate's arguments "
+        f"(`{' '.join(FFMPEG_INPUT)} -i ... {' '.join(FFMPEG_OUTPUT)}`). Per side: "
+        f"{args.warmup:.0f} s warm-up once every stream records, then a {args.window:.0f} s "
+        "window; the sides run one after the other against the same cameras."
+    )
+
+
+async def bench(args: argparse.Namespace, workdir: Path) -> dict[int, list[SideRun]]:
+    clip = await asyncio.to_thread(prepare_clip, args.cache)
+    args.clip = clip
+    results: dict[int, list[SideRun]] = {}
+    tracer = SyncTrace(workdir / "sync_trace.log")
+    try:
+        await tracer.start()
+        for count in args.counts:
+            results[count] = await measure_count(clip, count, tracer, args, workdir)
+    finally:
+        await tracer.stop()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="vigil-bench-record-") as tmp:
+        workdir = Path(tmp)
+        try:
+            check_prerequisites()
+            results = asyncio.run(bench(args, workdir))
+        except (RigError, OSError, TimeoutError) as exc:
+            print(f"bench_record: could not measure: {exc}", file=sys.stderr)
+            for log in sorted(workdir.glob("*.log"))[:4]:
+                print(f"--- {log.name}\n{log.read_text(errors='replace')[-1500:]}", file=sys.stderr)
+            return 1
+    text = render(setup_text(args, args.clip), results)
+    print()
+    print(text)
+    write_section(args.output, text)
+    print(f"written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
