@@ -41,6 +41,7 @@ from vigil.media.rtsp.playback import PLAYBACK_PERMISSION
 from vigil.media.rtsp.playback_session import PlaybackCardUser
 from vigil.media.service import MediaService
 from vigil.record.index import RecordingIndex
+from vigil.record.pictures import PictureTaker
 from vigil.record.service import RecordingService
 from vigil.record.storage import StorageManager
 from vigil.security.accounts import Accounts
@@ -192,11 +193,27 @@ class Vigil:
             self.store,
             self.media.hubs.get,
             self.clock,
-            users=[PlaybackCardUser(self.media.end_playback)],
+            users=[PlaybackCardUser(self.media.end_playback), self._picture_taker()],
         )
         self.media.recordings = self._recordings
         await self.recording.start()
         self._stop_steps.append(self.recording.stop)
+
+    def _picture_taker(self) -> PictureTaker:
+        def stream_size(stream_id: int) -> tuple[int, int]:
+            stream = self.store.current.stream(stream_id)
+            if stream is None:
+                raise LookupError(f"no stream {stream_id}")
+            return stream.width, stream.height
+
+        return PictureTaker(
+            lambda: self.store.current.picture,
+            self.media.snapshot,
+            stream_size,
+            lambda: self.network.state(self.board.interface_name(1)).ipv4_address,
+            quota_percent=lambda: self.store.current.storage.picture_quota_percent,
+            time_zone=lambda: self.store.current.time.time_zone,
+        )
 
     def _recordings(self) -> tuple[Path, RecordingIndex] | None:
         """Where RTSP playback finds the footage: the recording service's, while it has a card."""

@@ -1,14 +1,24 @@
 """Picture capture through a real vigild: the capture settings over ISAPI (Hikvision's
-`Snapshot/channels`; refused changes change nothing)."""
+`Snapshot/channels`, refused changes change nothing), and, with the simulated card formatted
+over ISAPI, timed capture enabled over ISAPI writes JPEGs that are fetched by their Hikvision
+picture URL with Digest auth and decode (PyAV)."""
 
 from __future__ import annotations
 
+import io
+import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
+import av
+import requests
+
+from tests.integration.test_storage import format_card, wait_for
 from tests.vigild import Vigild
 
 NS = "{http://www.hikvision.com/ver20/XMLSchema}"
 SNAPSHOT = "/ISAPI/Snapshot/channels/1"
+NAME = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}_01_\d{17}_TIMING\.jpg")
 
 
 def settings(device: Vigild) -> dict[str, str]:
@@ -96,3 +106,41 @@ def test_capture_settings_round_trip_and_bad_ones_change_nothing(device: Vigild)
     assert settings(device) == after
     listing = ET.fromstring(device.get("/ISAPI/Snapshot/channels").content)
     assert [c.findtext(f"{NS}id") for c in listing] == ["1"]
+
+
+def test_timed_pictures_are_fetched_by_their_url(device: Vigild) -> None:
+    format_card(device)
+    current = settings(device)
+    width = int(current["timingCapture/compress/pictureWidth"])
+    height = int(current["timingCapture/compress/pictureHeight"])
+    body = snapshot_channel(
+        "<enabled>true</enabled><compress><captureInterval>1000</captureInterval></compress>"
+    )
+    assert device.put(SNAPSHOT, body).status_code == 200
+    pictures = device.data_dir / "card" / "picture" / "01"
+
+    def taken() -> list[Path]:
+        return sorted(pictures.glob("*/*.jpg")) if pictures.is_dir() else []
+
+    wait_for(lambda: len(taken()) >= 3, "three timed pictures", timeout=30)
+    path = taken()[-1]
+    assert NAME.fullmatch(path.name), path.name
+    size = path.stat().st_size
+    url = f"{device.url}/picture/Streaming/tracks/103/?name={path.name}&size={size}"
+
+    reply = device.session().get(url, timeout=10)
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["Content-Type"] == "image/jpeg" and reply.content == path.read_bytes()
+    with av.open(io.BytesIO(reply.content)) as container:
+        frame = next(container.decode(video=0))
+        assert (frame.width, frame.height) == (width, height)
+
+    assert requests.get(url, timeout=10).status_code == 401
+    for wrong in (
+        url.replace(f"size={size}", f"size={size + 1}"),
+        url.replace("/tracks/103/", "/tracks/101/"),
+        url.replace("/tracks/103/", "/tracks/203/"),
+        url.replace(path.name, "../../record/index.sqlite3"),
+        url.replace(path.name, path.name.replace("TIMING", "MOTION")),
+    ):
+        assert device.session().get(wrong, timeout=10).status_code == 404, wrong
