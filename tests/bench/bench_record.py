@@ -212,6 +212,7 @@ class Side(Protocol):
     async def wait_ready(self, timeout: float) -> None: ...
     def pids(self) -> list[int]: ...
     def cpu_seconds(self) -> float: ...
+    def cpu_by_role(self) -> dict[str, float]: ...
     async def stop(self) -> tuple[int, dict[str, Any]]: ...
     async def kill(self) -> None: ...
 
@@ -222,6 +223,7 @@ class VigilSide:
 
     def __init__(self) -> None:
         self.program: Program | None = None
+        self.roles: dict[int, str] = {}
 
     async def start(self, count: int, root: Path, template: str, workdir: Path) -> None:
         module = "tests.bench.record_vigil"
@@ -230,7 +232,18 @@ class VigilSide:
 
     async def wait_ready(self, timeout: float) -> None:
         assert self.program is not None
-        await read_event(self.program.process, "ready", timeout)
+        ready = await read_event(self.program.process, "ready", timeout)
+        self.roles = {int(tid): role for tid, role in ready["threads"].items()}
+
+    def cpu_by_role(self) -> dict[str, float]:
+        """CPU seconds of the process's threads by role: ingest (PyAV's demux and the hand-over
+        to the loop), loop (hubs, recorder pumps), writer (fragments, fsync, index), other."""
+        assert self.program is not None
+        seconds: dict[str, float] = {}
+        for thread in psutil.Process(self.program.pid).threads():
+            role = self.roles.get(thread.id, "other")
+            seconds[role] = seconds.get(role, 0.0) + thread.user_time + thread.system_time
+        return seconds
 
     def pids(self) -> list[int]:
         assert self.program is not None
@@ -300,6 +313,9 @@ class FfmpegSide:
     def cpu_seconds(self) -> float:
         return sum(process.cpu_seconds() for process in self.processes)
 
+    def cpu_by_role(self) -> dict[str, float]:
+        return {}
+
     async def stop(self) -> tuple[int, dict[str, Any]]:
         """SIGINT: ffmpeg finishes the segment it is writing (its trailer) and reports."""
         for process in self.processes:
@@ -339,6 +355,7 @@ class SideRun:
     source_cpu: float  # cores the cameras used in the window
     source: dict[str, Any]  # the cameras' lag and skips in the window
     counts: dict[str, Any] = field(default_factory=dict)
+    cpu_roles: dict[str, float] = field(default_factory=dict)  # CPU seconds by thread role
 
     def per_stream_minute(self, value: float) -> float:
         return value / self.streams / (self.window_s / 60)
@@ -403,7 +420,7 @@ async def measure_side(side: Side, count: int, rig: Instruments) -> SideRun:
     return SideRun(
         side.name, count, args.window, window["cpu"], window["syncs"], window["commits"],
         device_bytes, media, journal, received, run_s, window["busy"], window["source_cpu"],
-        window["source"], counts,
+        window["source"], counts, window["roles"],
     )  # fmt: skip
 
 
@@ -413,8 +430,10 @@ async def measure_window(side: Side, card: Card, rig: Instruments) -> dict[str, 
     await rig.tracer.begin()
     clock0, commits0 = time.monotonic(), card.journal().commits
     cpu0, busy0, source0 = side.cpu_seconds(), host_busy_seconds(), cameras.cpu_seconds()
+    roles0 = side.cpu_by_role()
     await asyncio.sleep(seconds)
     cpu1, busy1, source1 = side.cpu_seconds(), host_busy_seconds(), cameras.cpu_seconds()
+    roles1 = side.cpu_by_role()
     elapsed, commits = time.monotonic() - clock0, card.journal().commits - commits0
     syncs, lost = await rig.tracer.end(side.pids())
     if lost:
@@ -428,6 +447,7 @@ async def measure_window(side: Side, card: Card, rig: Instruments) -> dict[str, 
         "source": source,
         "syncs": syncs,
         "commits": round(commits * scale),
+        "roles": {role: (roles1[role] - roles0.get(role, 0.0)) * scale for role in roles1},
     }
 
 

@@ -121,6 +121,12 @@ def _run_context(run: SideRun) -> str:
         + (f", {run.media.errors} unreadable files" if run.media.errors else "")
         + f"); {_written(run)}",
     ]
+    if run.cpu_roles:
+        shares = ", ".join(
+            f"{role} {run.per_stream_minute(seconds):.3f}"
+            for role, seconds in sorted(run.cpu_roles.items(), key=lambda item: -item[1])
+        )
+        parts.append(f"CPU-s per stream-minute by thread: {shares}")
     if run.counts:
         parts.append(", ".join(f"{name} {value}" for name, value in run.counts.items()))
     reasons = saturated(run)
@@ -133,13 +139,19 @@ HOW = """\
 How the figures are measured:
 - Recording CPU: user + system CPU time of the recording processes (/proc, via psutil, all
   threads, reaped children included) over the window, per stream and per minute. The cameras
-  run in a process of their own, counted on neither side.
+  run in a process of their own, counted on neither side. Vigil's is also split by thread:
+  `ingest` (PyAV's RTSP demux and the hand-over to the event loop), `loop` (the event loop:
+  hubs, which also packetize every unit for RTSP, and the recorders' pumps), `writer` (the
+  recorders' threads: fragments, write, fsync, index), `other` (SQLite, PyAV, executor).
 - Device bytes per byte of video: sectors the card's file system wrote to its loop device
   (`/sys/block/loopN/stat`) from after the format and mount to after the recorders stopped,
   the final `sync -f` and the unmount (so ffmpeg's delayed write-back and the journal's
   checkpoint are all in), divided by the bytes of the access units in the recorded files
   (ffprobe sample sizes, counted the same way for both sides). Vigil's SQLite index and its
   WAL are on the same card: written bytes, not video.
+- Video in the files: frames in the files over 25 frames/s times the run's length. A new
+  client of the cameras first gets their current GOP (up to 2 s of past video) at once, so a
+  complete recording shows a little over 100 %.
 - fsync-family calls: the kernel's syscall tracepoints (`sys_enter_fsync` and kin, an ftrace
   instance of the bench's own), counted per recording process over the window. Not strace:
   a ptraced process, even with `--seccomp-bpf`, costs about twice the CPU here when its

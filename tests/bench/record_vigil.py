@@ -6,7 +6,8 @@ fragments, fsync per fragment) into one recording root with one SQLite index, as
 Stream ids are NVR channels 2..K+1 (`<c>01`); channel 1 would be the device's own sensor.
 
 Usage: `python -m tests.bench.record_vigil URL_TEMPLATE K ROOT`, URL_TEMPLATE with `{id}` for
-the source's stream id. Line protocol: `{"event": "ready"}` once every stream is streaming;
+the source's stream id. Line protocol: `{"event": "ready", "threads": {native id: role}}` once
+every stream is streaming (roles: ingest, writer, loop);
 the order `stop` stops the ingests, then the recorders (completing their segments), closes
 the index and answers `{"event": "stopped", ...}` with each stream's counts.
 """
@@ -18,6 +19,7 @@ import asyncio
 import dataclasses
 import logging
 import sys
+import threading
 from pathlib import Path
 
 from tests.integration.line_protocol import emit, orders
@@ -40,6 +42,22 @@ async def wait_streaming(ingests: list[RtspIngest]) -> None:
         await asyncio.sleep(0.1)
 
 
+def thread_roles() -> dict[str, str]:
+    """Native thread id -> role, so the bench can split this process's CPU by role."""
+    roles = {}
+    for thread in threading.enumerate():
+        if thread.name.startswith("vigil-ingest-"):
+            role = "ingest"
+        elif thread.name.startswith("vigil-record-"):
+            role = "writer"
+        elif thread is threading.main_thread():
+            role = "loop"
+        else:
+            continue
+        roles[str(thread.native_id)] = role
+    return roles
+
+
 async def main(template: str, count: int, root: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
     index = RecordingIndex.open(root)
@@ -56,7 +74,7 @@ async def main(template: str, count: int, root: Path) -> None:
     for ingest in ingests:
         await ingest.start()
     await wait_streaming(ingests)
-    emit({"event": "ready"})
+    emit({"event": "ready", "threads": thread_roles()})
     async for order in orders():
         if order["order"] == "stop":
             break
