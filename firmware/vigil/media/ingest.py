@@ -257,7 +257,7 @@ class RtspIngest:
     def _demux(self, container: Any, stream: Any, codec: str) -> None:
         context = stream.codec_context
         keeper = ParameterSetKeeper(codec, context.extradata)
-        scale = Fraction(stream.time_base or Fraction(1, RTP_CLOCK)) * RTP_CLOCK
+        scale = Fraction(stream.time_base or Fraction(1, RTP_CLOCK)) * RTP_CLOCK  # RTSP: 1
         width, height = context.width, context.height
         self._timeline.new_session()
         self._call(self._ensure_codec, codec)
@@ -268,11 +268,14 @@ class RtspIngest:
                 continue  # the flush packet at the end of the stream
             arrival = time.monotonic()
             ticks = packet.pts if packet.pts is not None else packet.dts
-            pts = self._timeline.map(None if ticks is None else round(ticks * scale), arrival)
+            if ticks is not None and scale != 1:
+                ticks = round(ticks * scale)
+            pts = self._timeline.map(ticks, arrival)
             data = bytes(packet)
             if packet.is_keyframe:
-                data = keeper.complete(data)
-                self.stats.sets_inserted = keeper.inserted
+                completed = keeper.complete(data)
+                self.stats.sets_inserted += completed is not data
+                data = completed
             au = AccessUnit(
                 self.stream_id, codec, data, pts, packet.is_keyframe, arrival, width, height
             )
