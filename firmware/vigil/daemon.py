@@ -53,6 +53,7 @@ from vigil.security.passwords import PasswordVault
 from vigil.security.tls import ensure_certificate, server_context
 from vigil.system.devicelog import DeviceLog
 from vigil.system.identity import DeviceIdentity, load_identity
+from vigil.system.memory import disable_transparent_huge_pages
 from vigil.system.timesync import NtpSync
 
 log = logging.getLogger("vigild")
@@ -424,6 +425,7 @@ def main(argv: list[str] | None = None) -> None:
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    disable_transparent_huge_pages()
     try:
         reboot = asyncio.run(run(args))
     except BoardError as exc:
