@@ -46,15 +46,8 @@ from linuxpy.video.device import (
 )
 
 from vigil.board.description import BoardSensor
-from vigil.media.source import (
-    CapturedFrame,
-    SimSensor,
-    SourceLost,
-    V4L2Sensor,
-    closest_fps,
-    closest_size,
-    make_source,
-)
+from vigil.media.source import CapturedFrame, SimSensor, SourceLost, make_source
+from vigil.media.v4l2 import V4L2Sensor, closest_fps, closest_size
 
 # -- the simulated sensor -----------------------------------------------------------------------
 
