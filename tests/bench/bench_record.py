@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime
+import os
 import platform
 import sys
 import tempfile
@@ -69,6 +70,8 @@ from vigil.record.storage import MOUNT_OPTIONS
 
 HERE = Path(__file__).resolve().parent
 READY_TIMEOUT_S = 90.0
+NAMESPACE_FLAG = "VIGIL_BENCH_OWN_MOUNTS"
+MODULE = "tests.bench.bench_record"
 BYTES_PER_STREAM_SECOND = 600_000  # 4 Mbit/s and then some, for sizing the cards
 
 
@@ -260,8 +263,22 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[int, list[SideR
     return results
 
 
+def own_mount_namespace(argv: list[str] | None) -> None:
+    """Re-run this bench in a private mount namespace of its own (it and its children see the
+    cards; the host does not). Otherwise a process elsewhere that makes a namespace while a
+    card is mounted (`ip netns exec`, `unshare -m`) keeps a copy of its mount, and the card's
+    last writes wait for that process to end."""
+    if os.environ.get(NAMESPACE_FLAG) == "1" or os.geteuid() != 0:
+        return
+    os.environ[NAMESPACE_FLAG] = "1"
+    arguments = sys.argv[1:] if argv is None else argv
+    command = ["unshare", "-m", "--propagation", "private", sys.executable, "-m", MODULE]
+    os.execvp("unshare", [*command, *arguments])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    own_mount_namespace(argv)
     with tempfile.TemporaryDirectory(prefix="vigil-bench-record-") as tmp:
         workdir = Path(tmp)
         try:

@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,7 +168,18 @@ class Card:
         sync, and the unmount, which also writes the journal's metadata to its home blocks."""
         run(["sync", "-f", str(self.mount_point)])
         self.unmount()
+        self.wait_released()
         return (self.sectors_written() - self._start_sectors) * SECTOR
+
+    def wait_released(self, timeout: float = 30.0) -> None:
+        """Until the file system is really gone: `umount` returns at once if another mount
+        namespace still holds a copy of the mount, and the last writes come when it lets go."""
+        alive = Path(f"/proc/fs/ext4/{Path(self.device).name}")
+        deadline = time.monotonic() + timeout
+        while alive.exists():
+            if time.monotonic() > deadline:
+                raise RigError(f"{self.device} is still mounted somewhere after {timeout:.0f} s")
+            time.sleep(0.05)
 
     def destroy(self) -> None:
         with contextlib.suppress(RigError):
