@@ -19,7 +19,7 @@ import pytest
 
 from tests.integration.sadp_netns import CAM_IP, VENV_BIN, NetnsPair, netns_pair
 from tests.vigild import ADMIN_PASSWORD
-from vigil.security.devicekey import seal
+from vigil.security.keys import seal
 
 pytestmark = pytest.mark.netns
 NS = "{http://www.hikvision.com/ver20/XMLSchema}"

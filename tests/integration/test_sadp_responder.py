@@ -40,7 +40,8 @@ from vigil.discovery.sadp_messages import (
     new_uuid,
     parse_probe_match,
 )
-from vigil.security.devicekey import DeviceKey, seal
+from vigil.security.devicekey import DeviceKey
+from vigil.security.keys import seal
 from vigil_tools.sadp_client import SadpClient, SadpClientError
 
 SERIAL = "VGL-TEST-120261121VG000000042"

@@ -24,7 +24,8 @@ from vigil.discovery.sadp_messages import (
     parse_probe,
     parse_probe_match,
 )
-from vigil.security.devicekey import CHALLENGE_PERIOD_S, DeviceKey, seal
+from vigil.security.devicekey import CHALLENGE_PERIOD_S, DeviceKey
+from vigil.security.keys import seal
 
 DECLARATION = b'<?xml version="1.0" encoding="utf-8"?>'
 

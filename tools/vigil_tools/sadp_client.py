@@ -3,7 +3,7 @@
 A probe goes to the multicast group and to the limited broadcast address (a factory-fresh camera
 is usually on another subnet, so unicast would not reach it); every device answers by unicast.
 Commands carry the password sealed to the device's public key with its current challenge
-(`vigil.security.devicekey.seal`). A command is retransmitted with the same bytes until a reply
+(`vigil.security.keys.seal`). A command is retransmitted with the same bytes until a reply
 comes: the device runs it once and repeats its answer.
 """
 
@@ -28,7 +28,7 @@ from vigil.discovery.sadp_messages import (
     normalize_mac,
     parse_probe_match,
 )
-from vigil.security.devicekey import seal
+from vigil.security.keys import seal
 
 log = logging.getLogger(__name__)
 

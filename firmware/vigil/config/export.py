@@ -13,10 +13,6 @@ import os
 import re
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-
 from vigil.config.model import Config
 from vigil.config.schema import ConfigError
 from vigil.config.store import dump_config, parse_config
@@ -30,15 +26,21 @@ class BundleError(ValueError):
     """The file cannot be imported; nothing was changed."""
 
 
-def _key(passphrase: str, salt: bytes) -> bytes:
+def _cipher(passphrase: str, salt: bytes) -> Any:
+    """AES-256-GCM under the passphrase's scrypt key."""
+    # Imported here: a configuration file is exported or imported rarely, and cryptography
+    # would otherwise stay loaded in the daemon (about 10 MB resident) for as long as it runs.
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
     kdf = Scrypt(salt=salt, length=32, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P)
-    return kdf.derive(passphrase.encode("utf-8"))
+    return AESGCM(kdf.derive(passphrase.encode("utf-8")))
 
 
 def export_bundle(config: Config, verifiers: dict[str, dict[str, str]], passphrase: str) -> bytes:
     salt, nonce = os.urandom(16), os.urandom(12)
     payload = json.dumps({"config": dump_config(config).decode(), "verifiers": verifiers})
-    ciphertext = AESGCM(_key(passphrase, salt)).encrypt(nonce, payload.encode(), MAGIC + salt)
+    ciphertext = _cipher(passphrase, salt).encrypt(nonce, payload.encode(), MAGIC + salt)
     return MAGIC + salt + nonce + ciphertext
 
 
@@ -47,10 +49,11 @@ def import_bundle(data: bytes, passphrase: str) -> tuple[Config, dict[str, dict[
         raise BundleError("not a Vigil configuration file")
     salt = data[len(MAGIC) : len(MAGIC) + 16]
     nonce = data[len(MAGIC) + 16 : len(MAGIC) + 28]
+    cipher = _cipher(passphrase, salt)
+    from cryptography.exceptions import InvalidTag  # loaded with the cipher just above
+
     try:
-        payload = AESGCM(_key(passphrase, salt)).decrypt(
-            nonce, data[len(MAGIC) + 28 :], MAGIC + salt
-        )
+        payload = cipher.decrypt(nonce, data[len(MAGIC) + 28 :], MAGIC + salt)
     except InvalidTag:
         raise BundleError("wrong passphrase, or the file is damaged") from None
     try:

@@ -7,6 +7,12 @@ sends that as `<Password>`. The challenge rotates every 60 s (the previous one i
 accepted), so a captured datagram stops working within two minutes, and a given ciphertext is
 accepted only once. The seal protects the secret's confidentiality; it does not authenticate the
 sender: the secret itself is what the daemon checks.
+
+The key itself is handled by `vigil.security.keys` (cryptography), which the daemon imports only
+when a sealed secret arrives. The public half the daemon publishes is read from a file beside the
+key (`<key>.public`), written with the key and bound to it by the key file's SHA-256, so that a
+key file replaced or damaged since is noticed at start; the key is then checked or made anew in a
+child process.
 """
 
 from __future__ import annotations
@@ -16,16 +22,16 @@ import binascii
 import collections
 import hashlib
 import hmac
+import json
 import logging
 import secrets
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from typing import Any
 
 from vigil.config.atomic import write_atomic
 
@@ -36,39 +42,41 @@ CHALLENGE_PERIOD_S = 60.0
 # Ciphertexts remembered per challenge for the single-use rule. Anyone holding the public key can
 # make valid seals, so this is bounded: under a flood the oldest are forgotten first.
 MAX_REMEMBERED_PER_CHALLENGE = 1024
+KEYGEN_TIMEOUT_S = 120.0  # an RSA-2048 key takes seconds to make on a slow SoC
 
 
-def _oaep() -> padding.OAEP:
-    return padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
-
-
-def _max_plaintext(key_bytes: int) -> int:
-    return key_bytes - 2 * hashes.SHA256.digest_size - 2  # RFC 8017 §7.1.1
-
-
-def _b64decode(text: str, what: str) -> bytes:
+def decode_b64(text: str, what: str) -> bytes:
     try:
         return base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError):
         raise ValueError(f"{what} is not valid base64") from None
 
 
-def seal(public_key_b64: str, challenge: str, secret: str) -> str:
-    """Client side: encrypt `challenge + "\\n" + secret` to a device's public key, as base64."""
-    der = _b64decode(public_key_b64, "the device's public key")
+def public_half_path(key_path: Path) -> Path:
+    return key_path.with_name(key_path.name + ".public")
+
+
+def write_public_half(key_path: Path, public_key_b64: str) -> None:
+    """Record the public half (base64 DER SubjectPublicKeyInfo) of the key now in `key_path`."""
+    record = {
+        "key_sha256": hashlib.sha256(key_path.read_bytes()).hexdigest(),
+        "public_key": public_key_b64,
+    }
+    write_atomic(public_half_path(key_path), json.dumps(record).encode())
+
+
+def read_public_half(key_path: Path) -> str | None:
+    """The recorded public half, if it was recorded for the key file as it is now."""
     try:
-        public_key = serialization.load_der_public_key(der)
-    except (ValueError, UnsupportedAlgorithm):
-        raise ValueError("the device's public key is not a DER SubjectPublicKeyInfo") from None
-    if not isinstance(public_key, rsa.RSAPublicKey):
-        raise ValueError("the device's public key is not an RSA key")
-    if not challenge or "\n" in challenge:
-        raise ValueError("the challenge is empty or contains a line break")
-    plaintext = f"{challenge}\n{secret}".encode()
-    limit = _max_plaintext(public_key.key_size // 8)
-    if len(plaintext) > limit:
-        raise ValueError(f"the secret is too long to seal ({limit - len(challenge) - 1} bytes max)")
-    return base64.b64encode(public_key.encrypt(plaintext, _oaep())).decode("ascii")
+        record = json.loads(public_half_path(key_path).read_bytes())
+        digest = hashlib.sha256(key_path.read_bytes()).hexdigest()
+        if not hmac.compare_digest(record["key_sha256"], digest):
+            return None
+        public_key = record["public_key"]
+        decode_b64(public_key, "the recorded public key")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return public_key if isinstance(public_key, str) else None
 
 
 class DeviceKey:
@@ -77,12 +85,8 @@ class DeviceKey:
     def __init__(self, path: Path, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.path = path
         self._clock = clock
-        self._private = self._load_or_create()
-        self._key_bytes = self._private.key_size // 8
-        der = self._private.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        self._public_b64 = base64.b64encode(der).decode("ascii")
+        self._public_b64 = self._public_half()
+        self._private: Any = None  # loaded when the first sealed secret arrives
         # The responder opens seals in worker threads; the challenge state is shared.
         self._lock = threading.Lock()
         self._current = self._new_challenge()
@@ -90,39 +94,23 @@ class DeviceKey:
         self._since = clock()
         self._used: dict[str, collections.OrderedDict[bytes, None]] = {}
 
-    def _load_or_create(self) -> rsa.RSAPrivateKey:
-        try:
-            pem = self.path.read_bytes()
-        except FileNotFoundError:
-            return self._create()
-        try:
-            key = serialization.load_pem_private_key(pem, password=None)
-        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-            # Nothing outside the device depends on this key staying the same (clients fetch it
-            # with every discovery), so a damaged file is replaced rather than bricking SADP.
-            log.warning("device key %s is unreadable (%s); generating a new one", self.path, exc)
-            return self._create()
-        if not isinstance(key, rsa.RSAPrivateKey) or key.key_size < KEY_BITS:
-            log.warning(
-                "device key %s is weaker than RSA-%d; generating a new one", self.path, KEY_BITS
+    def _public_half(self) -> str:
+        public_key = read_public_half(self.path)
+        if public_key is None:
+            # In a child process: cryptography, which checks and makes keys, would otherwise
+            # stay loaded in the daemon (about 10 MB resident) for as long as it runs.
+            subprocess.run(
+                [sys.executable, "-m", "vigil.security.keys", "device-key", str(self.path)],
+                check=True,
+                timeout=KEYGEN_TIMEOUT_S,
             )
-            return self._create()
+            public_key = read_public_half(self.path)
+            if public_key is None:
+                raise RuntimeError(f"no public key was recorded for the device key {self.path}")
         if self.path.stat().st_mode & 0o077:
             log.warning("device key %s was readable by others; restricting it to 0600", self.path)
             self.path.chmod(0o600)
-        return key
-
-    def _create(self) -> rsa.RSAPrivateKey:
-        key = rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_atomic(self.path, pem, mode=0o600)
-        log.info("generated the device key %s (RSA-%d)", self.path, KEY_BITS)
-        return key
+        return public_key
 
     @staticmethod
     def _new_challenge() -> str:
@@ -134,15 +122,18 @@ class DeviceKey:
 
     def decrypt(self, b64: str) -> bytes:
         """RSA-OAEP (SHA-256) decryption of a base64 ciphertext; ValueError on anything wrong."""
-        return self._decrypt(_b64decode(b64, "the sealed value"))
+        return self._decrypt(decode_b64(b64, "the sealed value"))
 
     def _decrypt(self, ciphertext: bytes) -> bytes:
-        if len(ciphertext) != self._key_bytes:
-            raise ValueError(f"the sealed value is not {self._key_bytes} bytes")
-        try:
-            return self._private.decrypt(ciphertext, _oaep())
-        except ValueError:
-            raise ValueError("the sealed value does not decrypt with this device's key") from None
+        # Imported here, at the first sealed secret (an activation, a password reset): the
+        # daemon need not keep cryptography's 10 MB resident for something this rare.
+        from vigil.security import keys
+
+        with self._lock:
+            if self._private is None:
+                self._private = keys.load_device_key(self.path)
+            private = self._private
+        return keys.decrypt(private, ciphertext)
 
     def _rotate(self) -> None:
         """Move the challenge window forward to now; the caller holds the lock."""
@@ -165,7 +156,7 @@ class DeviceKey:
 
     def open_sealed(self, b64: str) -> str:
         """Decrypt a sealed value, check its challenge is live and unused, return the secret."""
-        ciphertext = _b64decode(b64, "the sealed value")
+        ciphertext = decode_b64(b64, "the sealed value")
         # Keyed on the bytes, not the text: two spellings of one ciphertext are one use.
         digest = hashlib.sha256(ciphertext).digest()
         plaintext = self._decrypt(ciphertext)

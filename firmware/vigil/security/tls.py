@@ -2,57 +2,25 @@
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
-import logging
 import ssl
+import subprocess
+import sys
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
-from vigil.config.atomic import write_atomic
-
-log = logging.getLogger(__name__)
+KEYGEN_TIMEOUT_S = 120.0
 
 
 def ensure_certificate(directory: Path, common_name: str) -> tuple[Path, Path]:
     """Return (cert, key) paths, generating a self-signed ECDSA P-256 pair on first use."""
     cert_path, key_path = directory / "https.crt", directory / "https.key"
-    if cert_path.exists() and key_path.exists():
-        return cert_path, key_path
-    directory.mkdir(parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.UTC)
-    san = x509.SubjectAlternativeName(
-        [
-            x509.DNSName(common_name),
-            x509.DNSName("localhost"),
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        ]
-    )
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=3650))
-        .add_extension(san, critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    write_atomic(key_path, key_pem, mode=0o600)
-    write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM))
-    log.info("generated a self-signed HTTPS certificate for %s", common_name)
+    if not (cert_path.exists() and key_path.exists()):
+        # In a child process: cryptography, which makes them, would otherwise stay loaded in
+        # the daemon (about 10 MB resident) for as long as it runs, for a step done once.
+        subprocess.run(
+            [sys.executable, "-m", "vigil.security.keys", "certificate",
+             str(cert_path), str(key_path), common_name],
+            check=True, timeout=KEYGEN_TIMEOUT_S,
+        )  # fmt: skip
     return cert_path, key_path
 
 
