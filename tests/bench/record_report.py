@@ -90,13 +90,15 @@ def _mb(value: int) -> str:
 
 
 def context(results: dict[int, list[SideRun]]) -> list[str]:
-    lines = [
-        "- `†`: the machine was saturated in that run (see below); its figures are what the "
-        "machine allowed, not the recorders' clean cost."
-    ]
+    lines = []
+    if any(saturated(run) for runs in results.values() for run in runs):
+        lines.append(
+            "- `†`: the machine was saturated in that run (see below); its figures are what "
+            "the machine allowed, not the recorders' clean cost."
+        )
     for count, runs in results.items():
-        for run in runs:
-            lines.append(f"- {run.side}, {count} streams: " + _run_context(run))
+        streams = f"{count} stream" + ("" if count == 1 else "s")
+        lines.extend(f"- {run.side}, {streams}: " + _run_context(run) for run in runs)
     return lines
 
 
