@@ -168,11 +168,14 @@ def index_rows(device: Vigild) -> list[Row]:
     path = device.data_dir / "card" / "record" / "index.sqlite3"
     if not path.exists():
         return []
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        rows = db.execute(
-            "SELECT start_us, end_us, record_type, state FROM segments"
-            " WHERE stream_id = 101 ORDER BY start_us"
-        ).fetchall()
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            rows = db.execute(
+                "SELECT start_us, end_us, record_type, state FROM segments"
+                " WHERE stream_id = 101 ORDER BY start_us"
+            ).fetchall()
+    except sqlite3.OperationalError:  # caught between the file's creation and its schema
+        return []
     return [Row(*row) for row in rows]
 
 

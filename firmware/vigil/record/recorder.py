@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import math
 import queue
@@ -93,6 +94,7 @@ class RecorderStats:
     gaps: int = 0  # discontinuities that closed a segment
     skips: int = 0  # hub queue overflows
     write_errors: int = 0
+    out_of_space: int = 0  # writes that failed for want of space (ENOSPC)
     waiting_for_keyframe: bool = True
 
 
@@ -344,6 +346,8 @@ class Recorder:
             step(*args)
         except Exception as exc:
             self.stats.write_errors += 1
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                self.stats.out_of_space += 1
             writer, self._writer = self._writer, None
             self._continue_from = None
             self._retry_at = time.monotonic() + self._backoff

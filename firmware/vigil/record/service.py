@@ -112,6 +112,7 @@ class RecordingService:
         self._policy: asyncio.Task[None] | None = None
         self._retention: Retention | None = None
         self._sweep_now = asyncio.Event()
+        self._out_of_space_seen = 0
         self._rate = 0.0
         self._rate_sample = (time.monotonic(), 0)
 
@@ -305,6 +306,7 @@ class RecordingService:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._sweep_now.wait(), POLICY_TICK_S)
             self._measure_rate()
+            self._report_out_of_space()
             self._evaluate()
             if self._sweep_now.is_set() or time.monotonic() >= next_sweep:
                 self._sweep_now.clear()
@@ -359,6 +361,13 @@ class RecordingService:
             if span.active or now - span.ended_at < track.post_record_s
         }
         return record_type_for(period.mode, live)
+
+    def _report_out_of_space(self) -> None:
+        """A recorder's write failed for want of space since the last look: tell storage."""
+        failures = sum(r.stats.out_of_space for r in self._recorders.values())
+        if failures > self._out_of_space_seen and self._card_root is not None:
+            self.storage.out_of_space(self._card_root)
+        self._out_of_space_seen = failures
 
     def _stopped_by_full_card(self) -> bool:
         """With overwrite off a full card stops recording (and `diskfull` is raised)."""

@@ -435,6 +435,8 @@ class _Card:
         self.mounted = False  # our file system is mounted at mount_point
         self.disk_error = False  # diskerror raised and not yet cleared
         self.disk_full = False  # diskfull raised and not yet cleared
+        # A writer ran out of space (ENOSPC) with this much free: see `out_of_space`.
+        self.no_space_at: int | None = None
         self.retry_at = 0.0
         # A loop device handed in may have been attached with autoclear already set (mount -o
         # loop does that); only a change of the flag while in use means "being pulled".
@@ -902,8 +904,24 @@ class StorageManager:
         if capacity > 0:
             card.capacity, card.free = capacity, free
 
+    def out_of_space(self, mount_point: Path) -> None:
+        """A writer got ENOSPC on the card at `mount_point`. A fragment can be larger than the
+        1 % that makes a card `full` (8 Mbit/s is 1 MB a second, 1 % of a 64 MB card is 640
+        KB): the write fails, is undone, and the free space stays above the mark while nothing
+        can be recorded. The card counts as full until free space has grown by the margin
+        `full` clears with past what it was then (or past that margin, whichever is more)."""
+        card = next((c for c in self._cards if c.mount_point == mount_point), None)
+        if card is not None and card.state in WRITABLE_STATES:
+            card.no_space_at = card.free
+
     async def _update_full(self, card: _Card) -> None:
         full = classify_space(card.capacity, card.free, card.state is CardState.FULL)
+        if card.no_space_at is not None:
+            margin = round((FULL_CLEARS_AT - FULL_BELOW) * card.capacity)
+            room = max(card.no_space_at + margin, FULL_CLEARS_AT * card.capacity)
+            full = full or card.free < room
+            if not full:
+                card.no_space_at = None
         if full and card.state is CardState.NORMAL:
             pct = 100 * card.free / card.capacity
             await self._set_state(card, CardState.FULL, f"{pct:.2f} % free")
