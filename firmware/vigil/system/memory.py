@@ -4,7 +4,7 @@ Transparent huge pages are turned off for the process. x264 asks for huge pages
 (`madvise(MADV_HUGEPAGE)`) on each of its buffers of 2 MB or more, among them output buffers of
 8 to 12 MB of which a frame fills a few hundred kB: with huge pages the first touch makes a whole
 2 MB page resident, about 7 MB of the daemon's memory at 1080p spent on nothing. The price is a
-little encoder speed (about 3 % more CPU for 1080p25 + 360p15 libx264, measured on the
+little encoder speed: 3 to 5 % more CPU for 1080p25 + 360p15 libx264 (1 to 2 % of a core on the
 development machine). A kernel built without THP, as on most camera SoCs, has nothing to turn off.
 """
 
