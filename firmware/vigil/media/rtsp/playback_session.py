@@ -50,7 +50,13 @@ from vigil.media.rtsp.playback import (
     parse_range,
     parse_scale,
 )
-from vigil.media.rtsp.session import SR_INTERVAL_S, MediaSink, SessionInfo, cancel_writer
+from vigil.media.rtsp.session import (
+    SR_INTERVAL_S,
+    MediaSink,
+    SessionInfo,
+    cancel_writer,
+    session_info,
+)
 from vigil.record.footage import RecordedUnit, read_footage
 from vigil.record.index import RecordingIndex
 from vigil.record.segment import ticks_to_us
@@ -235,18 +241,7 @@ class PlaybackSession:
         self.last_seen = time.monotonic()
 
     def info(self) -> SessionInfo:
-        return SessionInfo(
-            session_id=self.id,
-            stream_id=self.stream_id,
-            client=self.client,
-            transport=self.sink.transport_name,
-            user=self.user,
-            state=self.state,
-            packets=self.packets,
-            octets=self.octets,
-            skips=self.skips,
-            started=self.started,
-        )
+        return session_info(self)
 
     async def end(self, reason: str) -> None:
         if self.ended:

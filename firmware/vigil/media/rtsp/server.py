@@ -672,8 +672,10 @@ class RtspServer:
             self._rtp, self._rtcp, connection.peer_ip, spec.client_port, self._udp_ports, ssrc
         )
 
-    async def _setup(self, request: Request, connection: _Connection, user: str) -> Reply:
-        target, hub = self._target(request, connection)
+    def _setup_transport(
+        self, request: Request, connection: _Connection, user: str, target: Target | PlaybackTarget
+    ) -> str:
+        """The checks every SETUP passes (live or playback); the Transport header asked for."""
         if target.track not in (None, 1):
             raise RtspError(404, "no such track")
         if request.session_id:
@@ -682,6 +684,11 @@ class RtspServer:
         transport = request.header("transport")
         if not transport:
             raise RtspError(461, "no Transport header")
+        return transport
+
+    async def _setup(self, request: Request, connection: _Connection, user: str) -> Reply:
+        target, hub = self._target(request, connection)
+        transport = self._setup_transport(request, connection, user, target)
         limit = self._settings().max_clients_per_stream
         if self._count(target.stream_id) >= limit:
             return Reply(453)
@@ -826,14 +833,7 @@ class RtspServer:
 
     async def _playback_setup(self, request: Request, connection: _Connection, user: str) -> Reply:
         target, footage = await self._footage(request, connection)
-        if target.track not in (None, 1):
-            raise RtspError(404, "no such track")
-        if request.session_id:
-            self._owned(request, connection, user)
-            raise RtspError(455, "the session's one track is already set up")
-        transport = request.header("transport")
-        if not transport:
-            raise RtspError(461, "no Transport header")
+        transport = self._setup_transport(request, connection, user, target)
         playing_back = sum(isinstance(s, PlaybackSession) for s in self._sessions.values())
         if (
             playing_back >= MAX_PLAYBACK_SESSIONS

@@ -75,6 +75,39 @@ class MediaSink(Protocol):
         ...
 
 
+class DescribedSession(Protocol):
+    """What a live or a playback session has for `session_info`."""
+
+    id: str
+    stream_id: int
+    client: str
+    sink: MediaSink
+    user: str
+    state: str
+    packets: int
+    octets: int
+    started: float
+
+    @property
+    def skips(self) -> int: ...
+
+
+def session_info(session: DescribedSession) -> SessionInfo:
+    """What `/ISAPI/Streaming/status` shows of a live or playback session (same attributes)."""
+    return SessionInfo(
+        session_id=session.id,
+        stream_id=session.stream_id,
+        client=session.client,
+        transport=session.sink.transport_name,
+        user=session.user,
+        state=session.state,
+        packets=session.packets,
+        octets=session.octets,
+        skips=session.skips,
+        started=session.started,
+    )
+
+
 class InterleavedSink:
     """RTP and RTCP as `$`-framed data on the client's RTSP connection."""
 
@@ -235,18 +268,7 @@ class RtspSession:
         return self._past_skips + current
 
     def info(self) -> SessionInfo:
-        return SessionInfo(
-            session_id=self.id,
-            stream_id=self.stream_id,
-            client=self.client,
-            transport=self.sink.transport_name,
-            user=self.user,
-            state=self.state,
-            packets=self.packets,
-            octets=self.octets,
-            skips=self.skips,
-            started=self.started,
-        )
+        return session_info(self)
 
     async def prepare_play(self, wait: float) -> tuple[int, int | None]:
         """Subscribe and find where the client starts: (first sequence, its RTP timestamp).
