@@ -10,7 +10,7 @@ import struct
 from collections.abc import Iterator
 
 from vigil.media.frames import AccessUnit
-from vigil.media.rtp.packet import Fragment, NalPacketizer
+from vigil.media.rtp.packet import Fragment, NalPacketizer, fragment_nal
 
 START_CODE = b"\x00\x00\x01"
 DYNAMIC_PAYLOAD_TYPE = 96
@@ -69,21 +69,8 @@ def _aggregate(group: list[memoryview]) -> Fragment:
 
 def _fragment(nal: memoryview, limit: int, fragments: list[Fragment]) -> None:
     """FU-A fragments of one NAL unit (RFC 6184 §5.8); its header byte becomes the FU bytes."""
-    header = nal[0]
-    indicator = (header & 0xE0) | FU_A
-    nal_type = header & 0x1F
-    start = bytes((indicator, 0x80 | nal_type))
-    middle = bytes((indicator, nal_type))
-    end = bytes((indicator, 0x40 | nal_type))
-    step = limit - 2
-    size = len(nal)
-    # The NAL is larger than a packet, so there are at least two fragments: never S and E at once.
-    fragments.append((start, nal[1 : 1 + step]))
-    offset = 1 + step
-    while offset + step < size:
-        fragments.append((middle, nal[offset : offset + step]))
-        offset += step
-    fragments.append((end, nal[offset:]))
+    indicator = bytes(((nal[0] & 0xE0) | FU_A,))
+    fragment_nal(nal, limit, fragments, prefix=indicator, nal_type=nal[0] & 0x1F, header_size=1)
 
 
 class H264Packetizer(NalPacketizer):

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from vigil.media.frames import AccessUnit
 from vigil.media.rtp.h264 import DYNAMIC_PAYLOAD_TYPE, split_annex_b
-from vigil.media.rtp.packet import Fragment, NalPacketizer
+from vigil.media.rtp.packet import Fragment, NalPacketizer, fragment_nal
 
 NAL_VPS = 32
 NAL_SPS = 33
@@ -49,20 +49,10 @@ def _aggregate(group: list[memoryview]) -> Fragment:
 def _fragment(nal: memoryview, limit: int, fragments: list[Fragment]) -> None:
     """FUs of one NAL unit (RFC 7798 §4.4.3): its header, retyped 49, then an FU header."""
     first = (nal[0] & 0x81) | (FRAGMENTATION_UNIT << 1)
-    second = nal[1]
     nal_type = (nal[0] >> 1) & 0x3F
-    start = bytes((first, second, 0x80 | nal_type))
-    middle = bytes((first, second, nal_type))
-    end = bytes((first, second, 0x40 | nal_type))
-    step = limit - 3
-    size = len(nal)
-    # The NAL is larger than a packet, so there are at least two fragments: never S and E at once.
-    fragments.append((start, nal[2 : 2 + step]))
-    offset = 2 + step
-    while offset + step < size:
-        fragments.append((middle, nal[offset : offset + step]))
-        offset += step
-    fragments.append((end, nal[offset:]))
+    fragment_nal(
+        nal, limit, fragments, prefix=bytes((first, nal[1])), nal_type=nal_type, header_size=2
+    )
 
 
 class H265Packetizer(NalPacketizer):

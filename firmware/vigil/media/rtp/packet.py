@@ -246,6 +246,32 @@ def group_nal_units(
     return fragments
 
 
+def fragment_nal(
+    nal: memoryview,
+    limit: int,
+    fragments: list[Fragment],
+    *,
+    prefix: bytes,
+    nal_type: int,
+    header_size: int,
+) -> None:
+    """Fragmentation units of a NAL unit larger than `limit` (H.264 FU-A, H.265 FU alike):
+    each payload is `prefix` (the FU indicator or payload header), an FU header with the start
+    and end bits and the unit's type, then a piece of the unit after its `header_size`-byte
+    header. The unit is larger than a packet, so there are at least two: never S and E at once."""
+    start = prefix + bytes((0x80 | nal_type,))
+    middle = prefix + bytes((nal_type,))
+    end = prefix + bytes((0x40 | nal_type,))
+    step = limit - len(start)
+    size = len(nal)
+    fragments.append((start, nal[header_size : header_size + step]))
+    offset = header_size + step
+    while offset + step < size:
+        fragments.append((middle, nal[offset : offset + step]))
+        offset += step
+    fragments.append((end, nal[offset:]))
+
+
 class NalPacketizer(RtpPacketizer):
     """H.264 and H.265 alike: split the access unit, group its NAL units, emit the packets.
 
