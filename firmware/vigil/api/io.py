@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 
 from vigil.api.context import context
 from vigil.api.errors import IsapiError, bad_parameters, not_found
-from vigil.api.xml import XmlIn, parse, response_status
+from vigil.api.xml import XmlIn, parse, render, response_status
 from vigil.config.model import Config
 from vigil.config.schema import ConfigError
 
@@ -77,3 +77,19 @@ def by_url_id(request: web.Request, items: Sequence[Item], what: str) -> Item:
     if found is None:
         raise not_found(f"no such {what}")
     return found
+
+
+def search_result(search_id: str, offset: int, items: list[Any], total: int) -> web.Response:
+    """A `CMSearchResult` page: `items` from `offset` of `total` matches. `MORE` while matches
+    follow this page, `OK` on the last one, `NO MATCHES` for an empty page (Hikvision's words);
+    `totalMatches` is Vigil's, so a client knows how many pages to ask for."""
+    more = offset + len(items) < total
+    content = {
+        "searchID": search_id,
+        "responseStatus": True,
+        "responseStatusStrg": "MORE" if more else ("OK" if items else "NO MATCHES"),
+        "numOfMatches": len(items),
+        "totalMatches": total,
+        "matchList": {"searchMatchItem": items},
+    }
+    return xml_response(render("CMSearchResult", content))

@@ -12,8 +12,8 @@ from aiohttp import web
 from vigil.api.auth import requires
 from vigil.api.context import context
 from vigil.api.errors import bad_parameters
-from vigil.api.io import read_xml, xml_response
-from vigil.api.xml import XmlIn, render
+from vigil.api.io import read_xml, search_result
+from vigil.api.xml import XmlIn
 from vigil.board.clock import parse_local_iso
 from vigil.system.devicelog import MAJOR_TYPES, LogRecord
 
@@ -100,16 +100,8 @@ async def log_search(request: web.Request) -> web.Response:
     records, total = await asyncio.to_thread(
         devicelog.search, offset=query.offset, limit=query.limit, **query.filters()
     )
-    more = query.offset + len(records) < total
-    content = {
-        "searchID": query.search_id,
-        "responseStatus": True,
-        "responseStatusStrg": "MORE" if more else ("OK" if records else "NO MATCHES"),
-        "numOfMatches": len(records),
-        "totalMatches": total,
-        "matchList": {"searchMatchItem": [_record_doc(r) for r in records]},
-    }
-    return xml_response(render("CMSearchResult", content))
+    items = [_record_doc(r) for r in records]
+    return search_result(query.search_id, query.offset, items, total)
 
 
 @routes.post("/ISAPI/ContentMgmt/logSearch/dataPackage")

@@ -52,7 +52,7 @@ from aiohttp import web
 from vigil.api.auth import requires
 from vigil.api.context import context
 from vigil.api.errors import bad_parameters, bad_xml_content
-from vigil.api.io import by_url_id, read_xml, xml_response
+from vigil.api.io import by_url_id, read_xml, search_result, xml_response
 from vigil.api.isapi_pictures import PICTURE_TRACK, picture_uri
 from vigil.api.isapi_record import RESULT_WORDS, guid
 from vigil.api.xml import XmlIn, render
@@ -374,18 +374,8 @@ async def search_footage(request: web.Request) -> web.Response:
     query = parse_search(await read_xml(request, "CMSearchDescription"), config)
     index = ctx.recording.index
     found, total = await asyncio.to_thread(find_footage, index, query) if index else ([], 0)
-    more = query.offset + len(found) < total
-    content = {
-        "searchID": query.search_id,
-        "responseStatus": True,
-        "responseStatusStrg": "MORE" if more else ("OK" if found else "NO MATCHES"),
-        "numOfMatches": len(found),
-        "totalMatches": total,
-        "matchList": {
-            "searchMatchItem": [_match_doc(request, f, config.ports.rtsp) for f in found]
-        },
-    }
-    return xml_response(render("CMSearchResult", content))
+    items = [_match_doc(request, f, config.ports.rtsp) for f in found]
+    return search_result(query.search_id, query.offset, items, total)
 
 
 # -- which days of a month have footage --------------------------------------------------------
