@@ -1,7 +1,7 @@
 """VideoChannel on a real event loop: SimSensor capture, libx264 encoders, the worker's life.
 
 Everything is real (FFmpeg's test pattern paced in real time, libx264, the asyncio loop and
-the channel's thread) except the sources of the failure tests: `FlakySensor`, `BuggySensor`
+the channel's thread) except the sources of the failure tests: `FailingSensor`, `FlakySensor`
 and `SluggishSensor` are test doubles, real simulated sensors that fail or stall on purpose,
 because there is no way to unplug a simulated sensor or to make an encoder slow on demand.
 Bounds on rates and counts are loose: the host is a busy 2-core machine.
@@ -179,35 +179,49 @@ async def test_stop_leaves_no_thread_and_a_channel_can_start_again(
     await run_channel(idle, 0.2)  # never configured: it waits without capturing, and stops
 
 
-class FlakySensor(SimSensor):
+class FailingSensor(SimSensor):
+    """Test double: a real simulated sensor whose `fail_at`-th read raises `error`."""
+
+    def __init__(self, fail_at: int, error: Exception) -> None:
+        super().__init__(BoardSensor())
+        self.fail_at = fail_at
+        self.error = error
+        self.reads = 0
+
+    def read(self, timeout: float) -> CapturedFrame:
+        self.reads += 1
+        if self.reads == self.fail_at:
+            raise self.error
+        return super().read(timeout)
+
+
+class FlakySensor(FailingSensor):
     """Test double: a real simulated sensor that is 'unplugged' after `fail_after` reads and
     refuses the next `refusals` opens, as a USB camera that drops off the bus would."""
 
     def __init__(self, fail_after: int, refusals: int) -> None:
-        super().__init__(BoardSensor())
-        self.fail_after = fail_after
+        super().__init__(fail_after, SourceLost("unplugged"))
         self.refusals = refusals
-        self.reads = 0
         self.opens = 0
 
     def open(self, width: int, height: int, fps: int) -> None:
         self.opens += 1
-        if self.reads >= self.fail_after and self.refusals > 0:
+        if self.reads >= self.fail_at and self.refusals > 0:
             self.refusals -= 1
             raise SourceLost("still unplugged")
         super().open(width, height, fps)
 
-    def read(self, timeout: float) -> CapturedFrame:
-        self.reads += 1
-        if self.reads == self.fail_after:
-            raise SourceLost("unplugged")
-        return super().read(timeout)
+
+@pytest.fixture
+def channel_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """The channel's log records from INFO up."""
+    caplog.set_level(logging.INFO, logger="vigil.media.channel")
+    return caplog
 
 
 async def test_a_lost_source_is_retried_with_backoff_and_the_channel_recovers(
-    collector: Collector, no_channel_left: None, caplog: pytest.LogCaptureFixture
+    collector: Collector, no_channel_left: None, channel_log: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="vigil.media.channel")
     source = FlakySensor(fail_after=20, refusals=1)
     channel = VideoChannel(1, source, collector, asyncio.get_running_loop())
     channel.configure([MAIN])
@@ -220,35 +234,20 @@ async def test_a_lost_source_is_retried_with_backoff_and_the_channel_recovers(
     resumed = main[gaps.index(outage) + 1 :]
     assert len(resumed) >= 20
     assert source.opens == 3
-    lost = [r for r in caplog.records if "source lost" in r.getMessage()]
-    back = [r for r in caplog.records if "source back" in r.getMessage()]
+    lost = [r for r in channel_log.records if "source lost" in r.getMessage()]
+    back = [r for r in channel_log.records if "source back" in r.getMessage()]
     assert len(lost) == 1 and lost[0].levelno == logging.WARNING  # once, not per retry
     assert len(back) == 1
 
 
-class BuggySensor(SimSensor):
-    """Test double: a real simulated sensor whose read raises an unexpected error once."""
-
-    def __init__(self, fail_at: int) -> None:
-        super().__init__(BoardSensor())
-        self.fail_at = fail_at
-        self.reads = 0
-
-    def read(self, timeout: float) -> CapturedFrame:
-        self.reads += 1
-        if self.reads == self.fail_at:
-            raise RuntimeError("a bug in the capture path")
-        return super().read(timeout)
-
-
 async def test_an_unexpected_failure_is_logged_and_the_loop_restarts(
-    collector: Collector, no_channel_left: None, caplog: pytest.LogCaptureFixture
+    collector: Collector, no_channel_left: None, channel_log: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="vigil.media.channel")
-    channel = VideoChannel(1, BuggySensor(fail_at=10), collector, asyncio.get_running_loop())
+    buggy = FailingSensor(fail_at=10, error=RuntimeError("a bug in the capture path"))
+    channel = VideoChannel(1, buggy, collector, asyncio.get_running_loop())
     channel.configure([MAIN])
     await run_channel(channel, 2.0)
-    failures = [r for r in caplog.records if "capture loop failed" in r.getMessage()]
+    failures = [r for r in channel_log.records if "capture loop failed" in r.getMessage()]
     assert len(failures) == 1 and failures[0].exc_info is not None
     main = collector.of(101)
     restart = next(
