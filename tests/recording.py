@@ -1,4 +1,5 @@
-"""Helpers for the recording tests: real encoded units, an independent MP4 box walk, ffprobe.
+"""Helpers for the recording tests: real encoded units and their recording, an independent MP4
+box walk, ffprobe.
 
 The box walk here is deliberately separate from `vigil.record.fmp4.read_layout`: a test that
 checks the writer with the writer's own parser would pass on a shared misunderstanding.
@@ -6,6 +7,7 @@ checks the writer with the writer's own parser would pass on a shared misunderst
 
 from __future__ import annotations
 
+import asyncio
 import json
 import struct
 import subprocess
@@ -18,7 +20,11 @@ import av
 from vigil.config.model import StreamSettings
 from vigil.media.encoder import VideoEncoder
 from vigil.media.frames import AccessUnit
+from vigil.media.hub import StreamHub
+from vigil.media.rtp import make_packetizer
 from vigil.media.source import CapturedFrame
+from vigil.record.index import RecordingIndex
+from vigil.record.recorder import Recorder
 
 FPS = 25
 FRAME = 90_000 // FPS
@@ -49,6 +55,30 @@ def encode_units(
                 break
             units += encoder.encode(CapturedFrame(frame, start + number / FPS))
     return units + encoder.flush()
+
+
+def record_units(root: Path, units: list[AccessUnit], segment_seconds: int = 10) -> None:
+    """Record `units` under `root` with a real Recorder, as fast as the writer takes them."""
+
+    async def run() -> None:
+        index = RecordingIndex.open(root)
+        hub = StreamHub(units[0].stream_id, make_packetizer(units[0].codec))
+        recorder = Recorder(
+            units[0].stream_id, hub, root, index, segment_seconds=segment_seconds,
+            rotate_offset=0.0, queue_units=len(units) + 10,
+        )  # fmt: skip
+        await recorder.start()
+        for au in units:
+            hub.publish(au)
+            await asyncio.sleep(0)
+        deadline = time.monotonic() + 30
+        while recorder.stats.units < len(units):
+            assert time.monotonic() < deadline, "the recorder did not take every unit"
+            await asyncio.sleep(0.01)
+        await recorder.stop()
+        index.close()
+
+    asyncio.run(run())
 
 
 @dataclass(frozen=True)

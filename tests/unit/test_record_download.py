@@ -15,9 +15,9 @@ from pathlib import Path
 import av
 import pytest
 
-from tests.recording import FPS, FRAME, decode_errors, encode_units, fragments, probe
+from tests.recording import FPS, FRAME, decode_errors, encode_units, fragments, probe, record_units
 from tests.recording import top_level_boxes as boxes
-from tests.unit.test_record_footage import record_units, unit_times
+from tests.unit.test_record_footage import unit_times
 from vigil.media.frames import AccessUnit
 from vigil.record.download import NoFootage, download
 from vigil.record.fmp4 import to_sample

@@ -6,18 +6,14 @@ read as far as they hold whole fragments. Then the playback URI helpers."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.recording import FRAME, encode_units
+from tests.recording import FRAME, encode_units, record_units
 from vigil.media.frames import AccessUnit
-from vigil.media.hub import StreamHub
-from vigil.media.rtp import make_packetizer
 from vigil.record.fmp4 import parameter_sets, to_sample
 from vigil.record.footage import (
     RecordedUnit,
@@ -27,32 +23,7 @@ from vigil.record.footage import (
     read_footage,
 )
 from vigil.record.index import RecordingIndex, Segment
-from vigil.record.recorder import Recorder
 from vigil.record.segment import ticks_to_us
-
-
-def record_units(root: Path, units: list[AccessUnit], segment_seconds: int = 10) -> None:
-    """Record `units` under `root` with a real Recorder, as fast as the writer takes them."""
-
-    async def run() -> None:
-        index = RecordingIndex.open(root)
-        hub = StreamHub(units[0].stream_id, make_packetizer(units[0].codec))
-        recorder = Recorder(
-            units[0].stream_id, hub, root, index, segment_seconds=segment_seconds,
-            rotate_offset=0.0, queue_units=len(units) + 10,
-        )  # fmt: skip
-        await recorder.start()
-        for au in units:
-            hub.publish(au)
-            await asyncio.sleep(0)
-        deadline = time.monotonic() + 30
-        while recorder.stats.units < len(units):
-            assert time.monotonic() < deadline, "the recorder did not take every unit"
-            await asyncio.sleep(0.01)
-        await recorder.stop()
-        index.close()
-
-    asyncio.run(run())
 
 
 @pytest.fixture(scope="module")
