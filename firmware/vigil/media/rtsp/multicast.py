@@ -15,18 +15,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import time
 from collections.abc import Callable
 
 from vigil.media.hub import RtpBatch, StreamHub, Subscription
 from vigil.media.rtsp.session import (
-    SR_INTERVAL_S,
     UDP_BACKLOG_LIMIT,
     RtspSession,
+    SenderReports,
     SessionInfo,
     cancel_writer,
     rtp_header_fields,
-    sender_report,
 )
 
 log = logging.getLogger(__name__)
@@ -136,9 +134,7 @@ class MulticastSender:
         self._writer: asyncio.Task[None] | None = None
         self._ending: asyncio.Task[None] | None = None
         self._next_sequence: int | None = None
-        self._last_timestamp: int | None = None
-        self._last_captured = 0.0
-        self._last_sr = float("-inf")  # the first unit sent is followed by an SR at once
+        self._reports = SenderReports()
         self.packets = 0
         self.octets = 0
         self.dropped = 0  # units dropped because the socket's backlog was full
@@ -223,10 +219,10 @@ class MulticastSender:
                     self.packets += len(batch.packets)
                     self.octets += sum(map(len, batch.packets))
                     if batch.packets:
-                        sequence, self._last_timestamp = rtp_header_fields(batch.packets[-1])
+                        sequence = rtp_header_fields(batch.packets[-1])[0]
                         self._next_sequence = (sequence + 1) & 0xFFFF
-                        self._last_captured = batch.au.captured_at
-                    self._maybe_send_report()
+                    if report := self._reports.after(batch, self.hub.packetizer):
+                        self.sink.send_rtcp(report)
                 else:
                     self.dropped += 1
                 batch = await subscription.next()
@@ -250,15 +246,6 @@ class MulticastSender:
         async with self._lock:
             if not self.members:  # the socket closes even if the members had left already
                 await self._stop()
-
-    def _maybe_send_report(self) -> None:
-        now = time.monotonic()
-        if self._last_timestamp is None or now - self._last_sr < SR_INTERVAL_S:
-            return
-        self._last_sr = now
-        self.sink.send_rtcp(
-            sender_report(self.hub.packetizer, self._last_timestamp, self._last_captured)
-        )
 
 
 class MulticastSession(RtspSession):

@@ -253,9 +253,7 @@ class RtspSession:
         self._writer: asyncio.Task[None] | None = None
         self._pending: RtpBatch | None = None  # the first batch, taken to answer PLAY
         self._ending: asyncio.Task[None] | None = None
-        self._last_timestamp: int | None = None
-        self._last_captured = 0.0
-        self._last_sr = float("-inf")  # the first unit sent is followed by an SR at once
+        self._reports = SenderReports()
         self.ended = False
 
     # -- state --------------------------------------------------------------------------------
@@ -328,10 +326,8 @@ class RtspSession:
                     self.sink.send(batch.packets)
                     self.packets += len(batch.packets)
                     self.octets += sum(map(len, batch.packets))
-                    if batch.packets:
-                        self._last_timestamp = rtp_header_fields(batch.packets[-1])[1]
-                        self._last_captured = batch.au.captured_at
-                    self._maybe_send_report()
+                    if report := self._reports.after(batch, self.packetizer):
+                        self.sink.send_rtcp(report)
                 batch = await subscription.next()
         except (ConnectionError, OSError) as exc:
             reason = f"send failed: {exc}"
@@ -344,14 +340,26 @@ class RtspSession:
         self._writer = None
         self._ending = asyncio.get_running_loop().create_task(self.end(reason))
 
-    def _maybe_send_report(self) -> None:
+
+class SenderReports:
+    """RTCP sender reports of a live sender (a unicast session or a multicast group): one
+    right after the first unit sent, then one every `SR_INTERVAL_S`."""
+
+    def __init__(self) -> None:
+        self._timestamp: int | None = None  # RTP timestamp of the last unit sent
+        self._captured = 0.0  # and its capture time
+        self._sent_at = float("-inf")
+
+    def after(self, batch: RtpBatch, packetizer: Packetizer) -> bytes | None:
+        """`batch` was sent: the SR that is due now, if one is."""
+        if batch.packets:
+            self._timestamp = rtp_header_fields(batch.packets[-1])[1]
+            self._captured = batch.au.captured_at
         now = time.monotonic()
-        if self._last_timestamp is None or now - self._last_sr < SR_INTERVAL_S:
-            return
-        self._last_sr = now
-        self.sink.send_rtcp(
-            sender_report(self.packetizer, self._last_timestamp, self._last_captured)
-        )
+        if self._timestamp is None or now - self._sent_at < SR_INTERVAL_S:
+            return None
+        self._sent_at = now
+        return sender_report(packetizer, self._timestamp, self._captured)
 
 
 def sender_report(packetizer: Packetizer, last_timestamp: int, last_captured: float) -> bytes:
