@@ -64,6 +64,18 @@ def send(process: asyncio.subprocess.Process, order: str) -> None:
     process.stdin.write((json.dumps({"order": order}) + "\n").encode())
 
 
+async def quit_process(process: asyncio.subprocess.Process | None, forced: signal.Signals) -> None:
+    """Ask a helper process to quit; after 20 s, send it `forced` instead."""
+    if process is None or process.returncode is not None:
+        return
+    send(process, "quit")
+    try:
+        await asyncio.wait_for(process.wait(), 20)
+    except TimeoutError:
+        process.send_signal(forced)
+        await process.wait()
+
+
 class Cameras:
     """The source process: K looped RTSP streams."""
 
@@ -95,14 +107,7 @@ class Cameras:
         return await read_event(self.process, "stats", 10)
 
     async def stop(self) -> None:
-        if self.process is None or self.process.returncode is not None:
-            return
-        send(self.process, "quit")
-        try:
-            await asyncio.wait_for(self.process.wait(), 20)
-        except TimeoutError:
-            self.process.kill()
-            await self.process.wait()
+        await quit_process(self.process, signal.SIGKILL)
 
 
 class SyncTrace:
@@ -138,14 +143,7 @@ class SyncTrace:
         return calls, counts["lost"]
 
     async def stop(self) -> None:
-        if self.process is None or self.process.returncode is not None:
-            return
-        send(self.process, "quit")
-        try:
-            await asyncio.wait_for(self.process.wait(), 20)
-        except TimeoutError:
-            self.process.terminate()
-            await self.process.wait()
+        await quit_process(self.process, signal.SIGTERM)
 
 
 # -- the two sides -------------------------------------------------------------------------
