@@ -41,6 +41,21 @@ STATIC = NetworkInterface(
 )
 
 
+def static_state(name: str, mac: str) -> InterfaceState:
+    """What an interface with the STATIC settings applied reports."""
+    return InterfaceState(
+        name=name,
+        mac=mac,
+        dhcp=False,
+        ipv4_address="10.77.0.2",
+        ipv4_mask="255.255.255.0",
+        ipv4_gateway="10.77.0.1",
+        dns=["10.77.0.53", "9.9.9.9"],
+        mtu=1400,
+        link_up=True,
+    )
+
+
 # -- SimNetwork ---------------------------------------------------------------------------------
 def test_sim_reports_a_simulated_lease_by_default(tmp_path: Path) -> None:
     state = SimNetwork(tmp_path / "network.json", MAC).state("eth0")
@@ -61,17 +76,7 @@ async def test_sim_apply_state_round_trip_and_persistence(tmp_path: Path) -> Non
     path = tmp_path / "network.json"
     network = SimNetwork(path, MAC)
     await network.apply("eth0", STATIC)
-    expected = InterfaceState(
-        name="eth0",
-        mac=MAC,
-        dhcp=False,
-        ipv4_address="10.77.0.2",
-        ipv4_mask="255.255.255.0",
-        ipv4_gateway="10.77.0.1",
-        dns=["10.77.0.53", "9.9.9.9"],
-        mtu=1400,
-        link_up=True,
-    )
+    expected = static_state("eth0", MAC)
     assert network.state("eth0") == expected
     assert network.state("eth1").dhcp  # other interfaces keep their own state
     assert SimNetwork(path, MAC).state("eth0") == expected
@@ -167,17 +172,7 @@ async def test_linux_static_apply_and_read_back(
     netns: str, driver: LinuxNetwork, tmp_path: Path
 ) -> None:
     await driver.apply(IFACE, STATIC)
-    assert driver.state(IFACE) == InterfaceState(
-        name=IFACE,
-        mac=kernel_mac(netns),
-        dhcp=False,
-        ipv4_address="10.77.0.2",
-        ipv4_mask="255.255.255.0",
-        ipv4_gateway="10.77.0.1",
-        dns=["10.77.0.53", "9.9.9.9"],
-        mtu=1400,
-        link_up=True,
-    )
+    assert driver.state(IFACE) == static_state(IFACE, kernel_mac(netns))
     # The kernel really routes through it.
     via = route_to(netns, "198.51.100.7")
     assert (via["gateway"], via["dev"], via["prefsrc"]) == ("10.77.0.1", IFACE, "10.77.0.2")
