@@ -18,8 +18,8 @@ from vigil.api import (
     isapi_streaming,
     isapi_system,
 )
-from vigil.api.auth import Handler, auth_middleware, peer_address
-from vigil.api.context import CONTEXT, ApiContext, context
+from vigil.api.auth import Handler, auth_middleware, record_operation
+from vigil.api.context import CONTEXT, ApiContext
 from vigil.api.errors import IsapiError, not_found
 from vigil.api.io import error_response
 
@@ -66,13 +66,7 @@ async def operation_log_middleware(request: web.Request, handler: Handler) -> we
     response = await handler(request)
     user = request.get("user")
     if request.method not in ("GET", "HEAD") and user is not None and response.status < 300:
-        context(request).devicelog.record(
-            "Operation",
-            "remoteConfigWrite",
-            user=user.name,
-            source=peer_address(request),
-            details=f"{request.method} {request.path}",
-        )
+        record_operation(request, "remoteConfigWrite", f"{request.method} {request.path}")
     return response
 
 

@@ -48,6 +48,18 @@ def peer_address(request: web.Request) -> str:
     return str(peer[0]) if peer else ""
 
 
+def record_operation(request: web.Request, minor: str, details: str = "") -> None:
+    """An `Operation` record in the device log: what the request's user did, from where."""
+    user = request.get("user")
+    context(request).devicelog.record(
+        "Operation",
+        minor,
+        user=user.name if user is not None else "",
+        source=peer_address(request),
+        details=details,
+    )
+
+
 def _declared(request: web.Request) -> str | None:
     handler: Any = request.match_info.handler
     permission = getattr(handler, "vigil_permission", None)

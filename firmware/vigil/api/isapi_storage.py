@@ -29,7 +29,7 @@ from typing import Any
 
 from aiohttp import web
 
-from vigil.api.auth import ADMINISTRATOR, peer_address, requires
+from vigil.api.auth import ADMINISTRATOR, record_operation, requires
 from vigil.api.context import context
 from vigil.api.errors import IsapiError, bad_parameters, invalid_operation, not_found
 from vigil.api.io import config_change, ok, read_body, read_xml, xml_response
@@ -134,12 +134,8 @@ async def format_hdd(request: web.Request) -> web.Response:
         await ctx.storage.format(status.id)
     except StorageError as error:
         raise _storage_error(error) from None
-    ctx.devicelog.record(
-        "Operation",
-        "remoteFormatHdd",
-        user=request["user"].name,
-        source=peer_address(request),
-        details=f"hdd {status.id} ({status.device or status.mount_point})",
+    record_operation(
+        request, "remoteFormatHdd", f"hdd {status.id} ({status.device or status.mount_point})"
     )
     return ok(request)
 

@@ -11,7 +11,7 @@ from typing import Any
 import psutil
 from aiohttp import web
 
-from vigil.api.auth import ADMINISTRATOR, peer_address, public, requires
+from vigil.api.auth import ADMINISTRATOR, peer_address, public, record_operation, requires
 from vigil.api.context import context
 from vigil.api.errors import IsapiError, bad_parameters, device_error
 from vigil.api.io import by_url_id, config_change, ok, read_body, read_xml, xml_response
@@ -323,9 +323,7 @@ async def _save_ntp_servers(request: web.Request, servers: list[NtpServer]) -> N
 @requires("restartOrShutdown")
 async def reboot(request: web.Request) -> web.Response:
     ctx = context(request)
-    ctx.devicelog.record(
-        "Operation", "remoteReboot", user=request["user"].name, source=peer_address(request)
-    )
+    record_operation(request, "remoteReboot")
     await ctx.system.reboot()
     return ok(request)
 
@@ -337,13 +335,7 @@ async def factory_reset(request: web.Request) -> web.Response:
     if mode not in ("basic", "full"):
         raise bad_parameters("mode is basic or full")
     ctx = context(request)
-    ctx.devicelog.record(
-        "Operation",
-        "remoteRestoreConfig",
-        user=request["user"].name,
-        source=peer_address(request),
-        details=f"mode={mode}",
-    )
+    record_operation(request, "remoteRestoreConfig", f"mode={mode}")
     await ctx.system.factory_reset(mode)
     return ok(request)
 
