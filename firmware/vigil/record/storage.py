@@ -48,6 +48,7 @@ from typing import Protocol
 
 from vigil.board.description import BoardStorage
 from vigil.config.model import StorageSettings
+from vigil.system.supervise import supervise
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +82,6 @@ SUBSCRIBER_TIMEOUT_S = 10.0
 UNMOUNT_ATTEMPTS = 5  # at 1 s intervals, for files a recorder is still closing
 COMMAND_TIMEOUT_S = 60.0
 START_TIMEOUT_S = 15.0
-RESTART_FIRST_S = 1.0
-RESTART_MAX_S = 60.0
 PROBE_BYTES = 4096
 _MIB = 1024 * 1024
 
@@ -797,16 +796,8 @@ class StorageManager:
         )
 
     async def _supervise(self) -> None:
-        backoff = RESTART_FIRST_S
-        while not self._stopping.is_set():
-            try:
-                await self._run()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("storage monitor crashed; restarting in %.0f s", backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, RESTART_MAX_S)
+        stopping = self._stopping
+        await supervise(self._run, "storage monitor", log, keep_going=lambda: not stopping.is_set())
 
     async def _run(self) -> None:
         while not self._stopping.is_set():

@@ -17,6 +17,7 @@ import ntplib
 
 from vigil.board.clock import Clock, ClockError
 from vigil.config.model import NtpServer, TimeSettings
+from vigil.system.supervise import supervise
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +26,6 @@ QUERY_TIMEOUT_S = 3.0
 # boot), doubling each time so an unreachable server adds few device-log records.
 RETRY_FIRST_S = 30.0
 # A crashed loop is restarted after this back-off, doubling up to the cap.
-RESTART_FIRST_S = 1.0
-RESTART_MAX_S = 60.0
 LEAP_ALARM = 3  # "clock not synchronised": the server's time must not be used
 STRATUM_UNSYNCED = 16
 
@@ -57,7 +56,9 @@ class NtpSync:
     async def start(self) -> None:
         if self.running:
             return
-        self._task = asyncio.create_task(self._supervise(), name="ntp-sync")
+        self._task = asyncio.create_task(
+            supervise(self._run, "NTP synchronisation", log), name="ntp-sync"
+        )
 
     async def stop(self) -> None:
         """Cancel the task and wait for it. A query already running in a worker thread ends
@@ -121,18 +122,6 @@ class NtpSync:
         except Exception:
             # A failing device-log write must not stop time synchronisation.
             log.exception("NTP result callback failed")
-
-    async def _supervise(self) -> None:
-        backoff = RESTART_FIRST_S
-        while True:
-            try:
-                await self._run()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("NTP synchronisation crashed; restarting in %.0f s", backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, RESTART_MAX_S)
 
     async def _run(self) -> None:
         settings = self._get_settings()
