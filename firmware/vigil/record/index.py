@@ -181,25 +181,23 @@ def _page(limit: int, offset: int) -> tuple[int, int]:
     return limit, offset
 
 
+def _in_clause(column: str, values: Iterable[str] | None) -> tuple[str, list[str]]:
+    """` AND column IN (...)` and its parameters; nothing for None, no rows for an empty set."""
+    if values is None:
+        return "", []
+    chosen = sorted(set(values))
+    if not chosen:
+        return " AND 0", []
+    return f" AND {column} IN ({','.join('?' * len(chosen))})", chosen
+
+
 def _types_clause(record_types: Iterable[str] | None) -> tuple[str, list[str]]:
-    if record_types is None:
-        return "", []
-    types = sorted(set(record_types))
-    unknown = set(types) - set(RECORD_TYPES)
-    if unknown:
-        raise ValueError(f"unknown record types: {sorted(unknown)}")
-    if not types:
-        return " AND 0", []
-    return f" AND record_type IN ({','.join('?' * len(types))})", types
-
-
-def _event_types_clause(event_types: Iterable[str] | None) -> tuple[str, list[str]]:
-    if event_types is None:
-        return "", []
-    types = sorted(set(event_types))
-    if not types:
-        return " AND 0", []
-    return f" AND event_type IN ({','.join('?' * len(types))})", types
+    if record_types is not None:
+        record_types = set(record_types)
+        unknown = record_types - set(RECORD_TYPES)
+        if unknown:
+            raise ValueError(f"unknown record types: {sorted(unknown)}")
+    return _in_clause("record_type", record_types)
 
 
 class RecordingIndex:
@@ -477,7 +475,7 @@ class RecordingIndex:
         """Pictures of the channel taken in [start_us, end_us), oldest first, one page."""
         _check_span(start_us, end_us)
         limit, offset = _page(limit, offset)
-        types_sql, types = _event_types_clause(event_types)
+        types_sql, types = _in_clause("event_type", event_types)
         rows = self._query(
             f"SELECT {_PICTURE_COLUMNS} FROM pictures WHERE channel = ?"
             f" AND taken_us >= ? AND taken_us < ?{types_sql}"
@@ -494,7 +492,7 @@ class RecordingIndex:
         event_types: Iterable[str] | None = None,
     ) -> int:
         _check_span(start_us, end_us)
-        types_sql, types = _event_types_clause(event_types)
+        types_sql, types = _in_clause("event_type", event_types)
         rows = self._query(
             "SELECT count(*) FROM pictures WHERE channel = ?"
             f" AND taken_us >= ? AND taken_us < ?{types_sql}",
