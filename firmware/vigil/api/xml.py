@@ -12,10 +12,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import defusedxml.ElementTree as SafeET
-from defusedxml import DefusedXmlException
-
 from vigil.api.errors import STATUS_STRINGS, IsapiError, bad_xml_content, bad_xml_format
+from vigil.security.safexml import RejectedXml, parse_untrusted
 
 NAMESPACE = "http://www.hikvision.com/ver20/XMLSchema"
 ACCEPTED_NAMESPACES = frozenset(
@@ -82,11 +80,9 @@ def _local(tag: str) -> tuple[str, str]:
 def parse(body: bytes, root: str | tuple[str, ...]) -> XmlIn:
     """Parse a request body whose root element must be `root` (one of several)."""
     try:
-        element = SafeET.fromstring(body, forbid_dtd=True)
-    except DefusedXmlException as exc:
-        raise bad_xml_format(f"forbidden XML construct: {type(exc).__name__}") from None
-    except ET.ParseError as exc:
-        raise bad_xml_format(f"malformed XML: {exc}") from None
+        element = parse_untrusted(body)
+    except RejectedXml as exc:
+        raise bad_xml_format(str(exc)) from None
     count = 0
     for node in element.iter():
         count += 1

@@ -16,8 +16,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-import defusedxml.ElementTree as DefusedET
-from defusedxml import DefusedXmlException
+from vigil.security.safexml import RejectedXml, parse_untrusted
 
 SADP_PORT = 37020
 SADP_GROUP = "239.255.255.250"
@@ -222,11 +221,9 @@ def _parse(data: bytes, *, nested_allowed: bool) -> tuple[str, dict[str, str]]:
     text = text.removeprefix("\ufeff")
     try:
         # From a str, expat ignores the declared encoding: the bytes were decoded as UTF-8 above.
-        root = DefusedET.fromstring(text, forbid_dtd=True)
-    except DefusedXmlException as exc:
-        raise SadpError(f"forbidden XML construct: {type(exc).__name__}") from None
-    except ET.ParseError as exc:
-        raise SadpError(f"not well-formed XML: {exc}") from None
+        root = parse_untrusted(text)
+    except RejectedXml as exc:
+        raise SadpError(str(exc)) from None
     elements: dict[str, str] = {}
     for child in root:
         if not isinstance(child.tag, str):
