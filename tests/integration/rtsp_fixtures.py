@@ -63,21 +63,13 @@ class Limits:
         return RtspSettings(max_clients_per_stream=self.max_clients)
 
 
-class Rig:
-    def __init__(self, data: Path) -> None:
-        self.data = data
+class LoopThread:
+    """An event loop on a thread of its own, for servers the test talks to from outside."""
+
+    def __init__(self, name: str) -> None:
         self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="rtsp-test-loop")
+        self.thread = threading.Thread(target=self.loop.run_forever, name=name)
         self.thread.start()
-        self.servers: list[RtspServer] = []
-        self.locks: list[tuple[str, int]] = []
-        self.hub = self.run(self._make_hub())
-        self.channel = VideoChannel(1, SimSensor(BoardSensor()), self.hub.publish, self.loop)
-        self.channel.configure([STREAM])
-        self.run(self.channel.start())
-        self.accounts, self.auth = self.run(self._make_auth(data / "device", activated=True))
-        self.limits = Limits()
-        self.main = self.start_server(limits=self.limits)
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -87,6 +79,33 @@ class Rig:
             return function()
 
         return self.run(call())
+
+    def close_loop(self) -> None:
+        """Stop and close the loop; no task may be left on it."""
+
+        async def leftovers() -> set[asyncio.Task[Any]]:
+            return asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[operator]
+
+        remaining = self.run(leftovers())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+        assert not remaining, f"tasks left after stop: {remaining}"
+
+
+class Rig(LoopThread):
+    def __init__(self, data: Path) -> None:
+        super().__init__("rtsp-test-loop")
+        self.data = data
+        self.servers: list[RtspServer] = []
+        self.locks: list[tuple[str, int]] = []
+        self.hub = self.run(self._make_hub())
+        self.channel = VideoChannel(1, SimSensor(BoardSensor()), self.hub.publish, self.loop)
+        self.channel.configure([STREAM])
+        self.run(self.channel.start())
+        self.accounts, self.auth = self.run(self._make_auth(data / "device", activated=True))
+        self.limits = Limits()
+        self.main = self.start_server(limits=self.limits)
 
     async def _make_hub(self) -> StreamHub:
         # A short queue (one second) so a stalled client is skipped quickly in the test.
@@ -147,15 +166,7 @@ class Rig:
         for server in list(self.servers):
             self.stop_server(server)
         self.run(self.channel.stop())
-
-        async def leftovers() -> set[asyncio.Task[Any]]:
-            return asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[operator]
-
-        remaining = self.run(leftovers())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-        assert not remaining, f"tasks left after stop: {remaining}"
+        self.close_loop()
 
 
 def url(server: RtspServer, path: str = MAIN, user: str = "admin", password: str = PASSWORD) -> str:

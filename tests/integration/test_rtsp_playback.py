@@ -22,31 +22,26 @@ What is measured:
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import math
 import struct
-import threading
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
 
 from tests.integration import test_storage
-from tests.integration.rtsp_fixtures import PASSWORD, REALM, RawClient, Reply, run
+from tests.integration.rtsp_fixtures import PASSWORD, REALM, LoopThread, RawClient, Reply, run
 from tests.integration.test_record_api import Match, search, search_body
 from tests.integration.test_storage import format_card, wait_for
-from tests.recording import FRAME, decode_errors, encode_units
+from tests.recording import FRAME, decode_errors, encode_units, record_units
 from tests.vigild import ADMIN_PASSWORD, Vigild
 from vigil.config.model import Config, RtspSettings, SecuritySettings
 from vigil.config.store import ConfigStore
 from vigil.media.frames import AccessUnit
-from vigil.media.hub import StreamHub
-from vigil.media.rtp import make_packetizer
 from vigil.media.rtp.packet import RTCP_BYE, parse_rtcp
 from vigil.media.rtsp import AccountsRtspAuth, RtspServer
 from vigil.media.rtsp.auth import RtspDigest
@@ -54,13 +49,11 @@ from vigil.media.rtsp.playback import PLAYBACK_PERMISSION
 from vigil.media.rtsp.playback_session import PlaybackCardUser
 from vigil.record.footage import parse_playback_uri, playback_uri
 from vigil.record.index import RecordingIndex, Segment
-from vigil.record.recorder import Recorder
 from vigil.record.segment import ticks_to_us
 from vigil.security.accounts import Accounts
 from vigil.security.lockout import Lockout
 from vigil.security.passwords import PasswordVault
 
-T = TypeVar("T")
 card_image = test_storage.card_image  # the fixture: a blank card, cleaned up after the test
 needs_card = test_storage.pytestmark
 VIEWER_PASSWORD = "Live-Only-2026"
@@ -102,30 +95,12 @@ def with_gap(units: list[AccessUnit]) -> list[AccessUnit]:
     return units[:FIRST_PART] + later
 
 
-async def record(root: Path, units: list[AccessUnit]) -> None:
-    index = RecordingIndex.open(root)
-    hub = StreamHub(101, make_packetizer("H264"))
-    recorder = Recorder(
-        101, hub, root, index, segment_seconds=10, rotate_offset=0.0, queue_units=len(units)
-    )
-    await recorder.start()
-    for au in units:
-        hub.publish(au)
-        await asyncio.sleep(0)
-    deadline = time.monotonic() + 30
-    while recorder.stats.units < len(units):
-        assert time.monotonic() < deadline, "the recorder did not take every unit"
-        await asyncio.sleep(0.01)
-    await recorder.stop()
-    index.close()
-
-
 @pytest.fixture(scope="module")
 def footage(tmp_path_factory: pytest.TempPathFactory) -> Footage:
     root = tmp_path_factory.mktemp("card")
     # Ten minutes ago, so the footage is in the past as it would be on a device.
     units = with_gap(encode_units(28.0, gop=25, t0=time.monotonic() - 600))
-    asyncio.run(record(root, units))
+    record_units(root, units)
     index = RecordingIndex.open(root)
     segments = index.all_segments()
     index.close()
@@ -141,19 +116,14 @@ def footage(tmp_path_factory: pytest.TempPathFactory) -> Footage:
 
 
 # -- the server -------------------------------------------------------------------------------
-class PlaybackRig:
+class PlaybackRig(LoopThread):
     """An RtspServer on its own event loop thread, playing `root` back; no live streams."""
 
     def __init__(self, data: Path, root: Path) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="playback-test-loop")
-        self.thread.start()
+        super().__init__("playback-test-loop")
         self.index = RecordingIndex.open(root)
         self.root = root
         self.server = self.run(self._start(data))
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     async def _start(self, data: Path) -> RtspServer:
         security = SecuritySettings(lockout_attempts=20)
@@ -189,23 +159,14 @@ class PlaybackRig:
         return server
 
     def sessions(self) -> int:
-        async def count() -> int:
-            return len(self.server.sessions())
-
-        return self.run(count())
+        return len(self.call(self.server.sessions))
 
     def close(self) -> None:
         self.run(self.server.stop())
-
-        async def leftovers() -> set[asyncio.Task[Any]]:
-            return asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[operator]
-
-        remaining = self.run(leftovers())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-        self.index.close()
-        assert not remaining, f"tasks left after stop: {remaining}"
+        try:
+            self.close_loop()
+        finally:
+            self.index.close()
 
 
 @pytest.fixture(scope="module")
@@ -299,11 +260,14 @@ class Player(RawClient):
         self.session = reply.get("Session").split(";")[0]  # type: ignore[union-attr]
         return self.session
 
+    def in_session(self, method: str, *headers: str) -> Reply:
+        return self.request(method, self.base, (f"Session: {self.session}", *headers))
+
     def play_with(self, *headers: str) -> Reply:
-        return self.request("PLAY", self.base, (f"Session: {self.session}", *headers))
+        return self.in_session("PLAY", *headers)
 
     def pause(self) -> Reply:
-        return self.request("PAUSE", self.base, (f"Session: {self.session}",))
+        return self.in_session("PAUSE")
 
     def until_bye(self, timeout: float) -> tuple[list[tuple[int, bytes]], float]:
         """Frames up to and including the BYE, and when it came (monotonic)."""
@@ -327,6 +291,20 @@ def player(rig: PlaybackRig) -> Iterator[Player]:
     with Player(rig.server) as client:
         yield client
     wait_for(lambda: rig.sessions() == 0, "the sessions of a closed connection to end", 5)
+
+
+def set_up_ten_seconds(footage: Footage, player: Player) -> int:
+    """The player set up for the 10 s from a second after the origin; their start."""
+    start = footage.origin_us + 1 * SECOND
+    player.setup_track(track_path(start, start + 10 * SECOND))
+    return start
+
+
+def play_ten_seconds(footage: Footage, player: Player) -> int:
+    """The same 10 s, set up and playing from their start; their start."""
+    start = set_up_ten_seconds(footage, player)
+    assert player.play_with("Range: npt=0-").status == 200
+    return start
 
 
 # -- real clients -----------------------------------------------------------------------------
@@ -381,8 +359,7 @@ def test_gstreamer_plays_a_span_over_udp_to_its_end(rig: PlaybackRig, footage: F
 
 # -- a raw client: seeking, scale, pause ------------------------------------------------------
 def test_seek_with_npt_and_clock(rig: PlaybackRig, footage: Footage, player: Player) -> None:
-    start = footage.origin_us + 1 * SECOND
-    player.setup_track(track_path(start, start + 10 * SECOND))
+    start = set_up_ten_seconds(footage, player)
     for ask, sought in (
         ("Range: npt=5.5-", start + 5_500_000),
         (f"Range: clock={compact(start + 2_300_000)}-", start + 2_300_000),
@@ -399,15 +376,13 @@ def test_seek_with_npt_and_clock(rig: PlaybackRig, footage: Footage, player: Pla
         assert (rtptime - first.timestamp) % 2**32 == round((sought - keyframe) * 0.09)
         assert player.pause().status == 200
         player.frames.clear()
-    assert player.request("TEARDOWN", player.base, (f"Session: {player.session}",)).status == 200
+    assert player.in_session("TEARDOWN").status == 200
 
 
 def test_timestamps_run_on_across_a_seek(
     rig: PlaybackRig, footage: Footage, player: Player
 ) -> None:
-    start = footage.origin_us + 1 * SECOND
-    player.setup_track(track_path(start, start + 10 * SECOND))
-    assert player.play_with("Range: npt=0-").status == 200
+    play_ten_seconds(footage, player)
     before = rtp_packets(player.read_frames(0.5))
     reply = player.play_with("Range: npt=6-")  # while playing: a seek from there
     assert reply.status == 200
@@ -449,9 +424,7 @@ def test_scale_4_sends_keyframes_only_and_ends_4x_sooner(
 def test_pause_stops_and_play_resumes_with_the_next_unit(
     rig: PlaybackRig, footage: Footage, player: Player
 ) -> None:
-    start = footage.origin_us + 1 * SECOND
-    player.setup_track(track_path(start, start + 10 * SECOND))
-    assert player.play_with("Range: npt=0-").status == 200
+    start = play_ten_seconds(footage, player)
     sent = rtp_packets(player.read_frames(1.0))
     assert player.pause().status == 200
     sent += rtp_packets(player.frames)
@@ -478,26 +451,24 @@ def test_the_end_sends_bye_and_the_session_stays(
     player.setup_track(track_path(start, start + 2 * SECOND))
     assert player.play_with("Range: npt=1-").status == 200
     player.until_bye(5)
-    keep_alive = player.request("GET_PARAMETER", player.base, (f"Session: {player.session}",))
+    keep_alive = player.in_session("GET_PARAMETER")
     assert keep_alive.status == 200
     assert player.play_with().status == 457  # played out: nothing left without a Range
     assert player.play_with("Range: npt=1.5-").status == 200  # but it may begin again
     player.until_bye(5)
-    assert player.request("TEARDOWN", player.base, (f"Session: {player.session}",)).status == 200
-    gone = player.request("GET_PARAMETER", player.base, (f"Session: {player.session}",))
+    assert player.in_session("TEARDOWN").status == 200
+    gone = player.in_session("GET_PARAMETER")
     assert gone.status == 454
 
 
 def test_the_card_going_ends_playback(rig: PlaybackRig, footage: Footage, player: Player) -> None:
-    start = footage.origin_us + 1 * SECOND
-    player.setup_track(track_path(start, start + 10 * SECOND))
-    assert player.play_with("Range: npt=0-").status == 200
+    play_ten_seconds(footage, player)
     assert rtp_packets(player.read_frames(0.3))
     card_user = PlaybackCardUser(rig.server.end_playback)  # what the daemon gives recording
     rig.run(card_user.detach())
     assert has_bye(player.read_frames(0.3))
     assert rig.sessions() == 0
-    keep_alive = player.request("GET_PARAMETER", player.base, (f"Session: {player.session}",))
+    keep_alive = player.in_session("GET_PARAMETER")
     assert keep_alive.status == 454
 
 
