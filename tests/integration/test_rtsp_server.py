@@ -161,11 +161,31 @@ def test_wrong_passwords_lock_the_address(rig: Rig) -> None:
 
 
 # -- fan-out and slow clients -------------------------------------------------------------------
-def progress(proc: subprocess.Popen[str], samples: list[tuple[float, int]]) -> None:
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("frame="):
-            samples.append((time.monotonic(), int(line[6:])))
+class ProgressPlayer:
+    """FFmpeg playing `source` over TCP to nowhere; `samples`: (when, frames so far), four
+    times a second."""
+
+    def __init__(self, source: str, *limit: str) -> None:
+        self.samples: list[tuple[float, int]] = []
+        self.proc = subprocess.Popen(
+            ["ffmpeg", "-nostdin", "-v", "error", "-rtsp_transport", "tcp", "-i", source, *limit,
+             "-f", "null", "-", "-progress", "pipe:1", "-stats_period", "0.25", "-nostats"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self.reader = threading.Thread(target=self._read_progress)
+        self.reader.start()
+
+    def _read_progress(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("frame="):
+                self.samples.append((time.monotonic(), int(line[6:])))
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+        self.proc.wait(10)
+        self.reader.join(5)
 
 
 def test_stalled_reader_does_not_delay_others(rig: Rig) -> None:
@@ -173,21 +193,12 @@ def test_stalled_reader_does_not_delay_others(rig: Rig) -> None:
     try:
         session = stalled.start_playing()
         # From here on the stalled client never reads again.
-        samples: list[tuple[float, int]] = []
-        proc = subprocess.Popen(
-            ["ffmpeg", "-nostdin", "-v", "error", "-rtsp_transport", "tcp", "-i", url(rig.main),
-             "-frames:v", "125", "-f", "null", "-", "-progress", "pipe:1", "-stats_period", "0.25",
-             "-nostats"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        reader = threading.Thread(target=progress, args=(proc, samples))
-        reader.start()
+        player = ProgressPlayer(url(rig.main), "-frames:v", "125")
         try:
-            assert proc.wait(30) == 0
+            assert player.proc.wait(30) == 0
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            reader.join(5)
+            player.stop()
+        samples = player.samples
         assert samples[-1][1] == 125
         # After the cached GOP's burst, frames arrive at the encoder's rate, not stalled.
         steady = [(t, n) for t, n in samples if n >= 2 * FPS]
@@ -321,15 +332,8 @@ def test_connection_limit_and_idle_connections(rig: Rig) -> None:
 
 # -- bad input while another client keeps playing ---------------------------------------------
 def test_bad_input_is_refused_while_another_client_plays(rig: Rig) -> None:
-    samples: list[tuple[float, int]] = []
-    player = subprocess.Popen(
-        ["ffmpeg", "-nostdin", "-v", "error", "-rtsp_transport", "tcp", "-i", url(rig.main),
-         "-t", "60", "-f", "null", "-", "-progress", "pipe:1", "-stats_period", "0.25",
-         "-nostats"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    reader = threading.Thread(target=progress, args=(player, samples))
-    reader.start()
+    player = ProgressPlayer(url(rig.main), "-t", "60")
+    samples = player.samples
     try:
         assert wait_until(lambda: bool(samples) and samples[-1][1] > FPS, 15)
         before = rig.sessions()
@@ -338,12 +342,10 @@ def test_bad_input_is_refused_while_another_client_plays(rig: Rig) -> None:
         # The player is still receiving frames at its normal pace.
         frames = samples[-1][1]
         assert wait_until(lambda: samples[-1][1] >= frames + FPS, 5)
-        assert player.poll() is None, player.stderr.read() if player.stderr else ""
+        assert player.proc.poll() is None, player.proc.stderr.read() if player.proc.stderr else ""
         assert {s.session_id for s in rig.sessions()} == {before[0].session_id}
     finally:
-        player.kill()
-        player.wait(10)
-        reader.join(5)
+        player.stop()
     assert wait_until(lambda: not rig.sessions(), 5)
 
 
