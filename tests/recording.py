@@ -12,10 +12,12 @@ import json
 import struct
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import pytest
 
 from vigil.config.model import StreamSettings
 from vigil.media.encoder import VideoEncoder
@@ -55,6 +57,14 @@ def encode_units(
                 break
             units += encoder.encode(CapturedFrame(frame, start + number / FPS))
     return units + encoder.flush()
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Iterator[RecordingIndex]:
+    """A new recording index in the test's temporary directory, closed after the test."""
+    opened = RecordingIndex.open(tmp_path)
+    yield opened
+    opened.close()
 
 
 def record_units(root: Path, units: list[AccessUnit], segment_seconds: int = 10) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import recording
 from vigil.record.fmp4 import SegmentInfo
 from vigil.record.index import MAX_SEGMENT_US, RecordingIndex
 
@@ -15,11 +16,7 @@ S = 1_000_000  # one second in microseconds
 T0 = 1_700_000_000 * S
 
 
-@pytest.fixture
-def index(tmp_path: Path) -> RecordingIndex:
-    opened = RecordingIndex.open(tmp_path)
-    yield opened  # type: ignore[misc]
-    opened.close()
+index = recording.index  # the fixture: a new index in tmp_path, closed after the test
 
 
 def add(

@@ -20,6 +20,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from tests import recording
 from vigil.api import isapi_pictures
 from vigil.api.app import error_middleware
 from vigil.api.context import CONTEXT
@@ -41,11 +42,7 @@ S = 1_000_000
 T0 = 1_700_000_000 * S
 
 
-@pytest.fixture
-def index(tmp_path: Path) -> RecordingIndex:
-    opened = RecordingIndex.open(tmp_path)
-    yield opened  # type: ignore[misc]
-    opened.close()
+index = recording.index  # the fixture: a new index in tmp_path, closed after the test
 
 
 def add(index: RecordingIndex, channel: int, at_s: float, event_type: str = "timing") -> int:

@@ -10,9 +10,11 @@ import dataclasses
 import itertools
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests import recording
 from tests.recording import FRAME, encode_units, probe
 from vigil.media.frames import AccessUnit
 from vigil.media.hub import StreamHub
@@ -23,11 +25,7 @@ from vigil.record.recorder import Recorder, default_rotate_offset, next_boundary
 ONE_FRAME_S = FRAME / 90_000
 
 
-@pytest.fixture
-def index(tmp_path: Path) -> RecordingIndex:
-    opened = RecordingIndex.open(tmp_path)
-    yield opened  # type: ignore[misc]
-    opened.close()
+index = recording.index  # the fixture: a new index in tmp_path, closed after the test
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +41,31 @@ async def settle(recorder: Recorder, count: int, timeout: float = 20.0) -> None:
         await asyncio.sleep(0.01)
 
 
+async def start_recorder(
+    root: Path, index: RecordingIndex, **settings: Any
+) -> tuple[StreamHub, Recorder]:
+    """A hub for H.264 stream 101 and a started Recorder of it under `root`."""
+    hub = StreamHub(101, make_packetizer("H264"))
+    recorder = Recorder(101, hub, root, index, **settings)
+    await recorder.start()
+    return hub, recorder
+
+
 async def feed(hub: StreamHub, units: list[AccessUnit]) -> None:
     for au in units:
         hub.publish(au)
         await asyncio.sleep(0)  # the pump gets its turn, as with an encoder thread
+
+
+async def feed_in_step(
+    recorder: Recorder, hub: StreamHub, units: list[AccessUnit], taken: int
+) -> int:
+    """Publish one unit at a time, each once the writer has taken the last: `taken` so far."""
+    for au in units:
+        hub.publish(au)
+        taken += 1
+        await settle(recorder, taken)
+    return taken
 
 
 def check_rows_against_files(root: Path, segments: list[Segment]) -> None:
@@ -68,9 +87,7 @@ def pts_index(units: list[AccessUnit]) -> dict[int, int]:
 async def test_rotation_at_keyframes_segments_abut(
     tmp_path: Path, index: RecordingIndex, gop1s: list[AccessUnit]
 ) -> None:
-    hub = StreamHub(101, make_packetizer("H264"))
-    recorder = Recorder(101, hub, tmp_path, index, segment_seconds=10, rotate_offset=3.3)
-    await recorder.start()
+    hub, recorder = await start_recorder(tmp_path, index, segment_seconds=10, rotate_offset=3.3)
     await feed(hub, gop1s)
     await settle(recorder, len(gop1s))
     await recorder.stop()
@@ -99,19 +116,15 @@ async def test_queue_overflow_closes_the_segment_and_the_next_starts_on_a_keyfra
     tmp_path: Path, index: RecordingIndex, gop1s: list[AccessUnit]
 ) -> None:
     units = gop1s[:300]
-    hub = StreamHub(101, make_packetizer("H264"))
-    recorder = Recorder(101, hub, tmp_path, index, segment_seconds=600, queue_units=60)
-    await recorder.start()
+    hub, recorder = await start_recorder(tmp_path, index, segment_seconds=600, queue_units=60)
     await feed(hub, units[:75])
     await settle(recorder, 75)
     for au in units[75:175]:  # a burst nobody drains: the subscription overflows
         hub.publish(au)
     taken = 75 + 25  # after the skip: units 150..174 were queued
     await settle(recorder, taken)
-    for au in units[175:]:  # then at a pace the writer keeps up with
-        hub.publish(au)
-        taken += 1
-        await settle(recorder, taken)
+    # Then at a pace the writer keeps up with.
+    await feed_in_step(recorder, hub, units[175:], taken)
     await recorder.stop()
     assert recorder.stats.skips == 1 and recorder.stats.gaps == 1
     first, second = index.all_segments()
@@ -129,21 +142,12 @@ async def test_a_short_overflow_without_a_pts_jump_is_still_a_gap(
 ) -> None:
     """0.4 s lost just before a keyframe: the pts step alone would pass for a late frame."""
     units = gop1s[:150]
-    hub = StreamHub(101, make_packetizer("H264"))
-    recorder = Recorder(101, hub, tmp_path, index, segment_seconds=600, queue_units=5)
-    await recorder.start()
-    taken = 0
-    for au in units[:90]:
-        hub.publish(au)
-        taken += 1
-        await settle(recorder, taken)
+    hub, recorder = await start_recorder(tmp_path, index, segment_seconds=600, queue_units=5)
+    taken = await feed_in_step(recorder, hub, units[:90], 0)
     # 90..94 fill the queue, 95 overflows it (all are lost) and 96..99 wait for the keyframe.
     for au in units[90:100]:
         hub.publish(au)
-    for au in units[100:]:
-        hub.publish(au)
-        taken += 1
-        await settle(recorder, taken)
+    await feed_in_step(recorder, hub, units[100:], taken)
     await recorder.stop()
     assert recorder.stats.skips == 1
     first, second = index.all_segments()
@@ -161,9 +165,7 @@ async def test_pts_jump_is_a_gap(
         dataclasses.replace(au, pts=au.pts + jump, captured_at=au.captured_at + 3)
         for au in gop1s[110:200]
     ]
-    hub = StreamHub(101, make_packetizer("H264"))
-    recorder = Recorder(101, hub, tmp_path, index, segment_seconds=600)
-    await recorder.start()
+    hub, recorder = await start_recorder(tmp_path, index, segment_seconds=600)
     await feed(hub, units)
     await settle(recorder, len(units))
     await recorder.stop()
@@ -178,9 +180,7 @@ async def test_codec_change_goes_on_in_a_new_segment(tmp_path: Path, index: Reco
     h264 = encode_units(3.0, "H264", gop=25)
     h265 = encode_units(3.0, "H265", gop=25, t0=h264[-1].captured_at + 1 / 25)
     h265 = [dataclasses.replace(au, pts=au.pts + h264[-1].pts + FRAME) for au in h265]
-    hub = StreamHub(101, make_packetizer("H264"))
-    recorder = Recorder(101, hub, tmp_path, index, segment_seconds=600)
-    await recorder.start()
+    hub, recorder = await start_recorder(tmp_path, index, segment_seconds=600)
     await feed(hub, h264)
     await settle(recorder, len(h264))
     hub.replace_packetizer(make_packetizer("H265"))  # ends the recorder's subscription
@@ -197,9 +197,7 @@ async def test_codec_change_goes_on_in_a_new_segment(tmp_path: Path, index: Reco
 async def test_a_stalled_source_still_gets_its_last_fragment_written(
     tmp_path: Path, index: RecordingIndex, gop1s: list[AccessUnit]
 ) -> None:
-    hub = StreamHub(101, make_packetizer("H264"))
-    recorder = Recorder(101, hub, tmp_path, index, segment_seconds=600)
-    await recorder.start()
+    hub, recorder = await start_recorder(tmp_path, index, segment_seconds=600)
     await feed(hub, gop1s[:12])  # under half a second: no fragment is complete yet
     await settle(recorder, 12)
     assert index.all_segments() == []
@@ -221,9 +219,7 @@ async def test_a_failing_card_is_retried_at_a_keyframe(
     tmp_path: Path, index: RecordingIndex, gop1s: list[AccessUnit]
 ) -> None:
     (tmp_path / "video").write_bytes(b"not a directory")  # every segment file fails
-    hub = StreamHub(101, make_packetizer("H264"))
-    recorder = Recorder(101, hub, tmp_path, index, segment_seconds=600)
-    await recorder.start()
+    hub, recorder = await start_recorder(tmp_path, index, segment_seconds=600)
     await feed(hub, gop1s[:50])
     await settle(recorder, 50)
     assert recorder.stats.write_errors >= 1 and index.all_segments() == []
@@ -240,9 +236,7 @@ async def test_a_failing_card_is_retried_at_a_keyframe(
 async def test_stop_completes_the_open_segment(
     tmp_path: Path, index: RecordingIndex, gop1s: list[AccessUnit]
 ) -> None:
-    hub = StreamHub(101, make_packetizer("H264"))
-    recorder = Recorder(101, hub, tmp_path, index, segment_seconds=600)
-    await recorder.start()
+    hub, recorder = await start_recorder(tmp_path, index, segment_seconds=600)
     await feed(hub, gop1s[:80])
     await settle(recorder, 80)
     assert [s.state for s in index.all_segments()] == ["writing"]
