@@ -40,22 +40,6 @@ TICKS_PER_FRAME = 3600  # 25 fps at 90 kHz
 
 
 # -- real encoder output ----------------------------------------------------------------------
-def encode(
-    codec: str,
-    width: int,
-    height: int,
-    count: int,
-    *,
-    pix_fmt: str = "yuv420p",
-    options: dict[str, str] | None = None,
-    **attributes: object,
-) -> list[tuple[bytes, bool]]:
-    """`count` frames of FFmpeg's testsrc2 encoded by `codec`: (data, keyframe) per packet."""
-    return encode_test_pattern(
-        codec, width, height, count, pix_fmt=pix_fmt, options=options, **attributes
-    )
-
-
 def units(
     codec: str, encoded: list[tuple[bytes, bool]], width: int, height: int
 ) -> list[AccessUnit]:
@@ -72,25 +56,25 @@ X265 = {"tune": "zerolatency", "preset": "ultrafast", "x265-params": "log-level=
 @pytest.fixture(scope="module")
 def h264_small() -> list[AccessUnit]:
     # aud=1 makes x264 write access unit delimiters, which the packetizer must drop.
-    encoded = encode("libx264", 320, 240, 30, options={**X264, "x264-params": "aud=1"})
+    encoded = encode_test_pattern("libx264", 320, 240, 30, options={**X264, "x264-params": "aud=1"})
     return units("H264", encoded, 320, 240)
 
 
 @pytest.fixture(scope="module")
 def h264_large() -> list[AccessUnit]:
-    return units("H264", encode("libx264", 1280, 720, 3, options=X264), 1280, 720)
+    return units("H264", encode_test_pattern("libx264", 1280, 720, 3, options=X264), 1280, 720)
 
 
 @pytest.fixture(scope="module")
 def h265_units() -> list[AccessUnit]:
     options = {**X265, "x265-params": "log-level=error:aud=1"}
-    return units("H265", encode("libx265", 1280, 720, 3, options=options), 1280, 720)
+    return units("H265", encode_test_pattern("libx265", 1280, 720, 3, options=options), 1280, 720)
 
 
 def mjpeg(width: int = 320, height: int = 240, **kwargs: object) -> list[AccessUnit]:
     options = kwargs.pop("options", {"huffman": "default"})
     pix_fmt = kwargs.pop("pix_fmt", "yuvj420p")
-    encoded = encode(
+    encoded = encode_test_pattern(
         "mjpeg",
         width,
         height,
@@ -113,6 +97,19 @@ def rtp_fields(packet: bytes) -> tuple[int, bool, int, int, int, int, bytes]:
     return first >> 6, bool(second & 0x80), second & 0x7F, sequence, timestamp, ssrc, packet[12:]
 
 
+def aggregated(payload: bytes, header: int) -> list[bytes]:
+    """The NAL units of an aggregation packet (STAP-A, AP): after its `header` bytes, each unit
+    behind its 16-bit size, up to the packet's end exactly."""
+    nals = []
+    pos = header
+    while pos < len(payload):
+        (size,) = struct.unpack_from("!H", payload, pos)
+        nals.append(payload[pos + 2 : pos + 2 + size])
+        pos += 2 + size
+    assert pos == len(payload)
+    return nals
+
+
 def depacketize_h264(packets: list[bytes]) -> list[bytes]:
     nals: list[bytes] = []
     fragment = b""
@@ -120,12 +117,7 @@ def depacketize_h264(packets: list[bytes]) -> list[bytes]:
         payload = packet[12:]
         kind = payload[0] & 0x1F
         if kind == 24:  # STAP-A
-            pos = 1
-            while pos < len(payload):
-                (size,) = struct.unpack_from("!H", payload, pos)
-                nals.append(payload[pos + 2 : pos + 2 + size])
-                pos += 2 + size
-            assert pos == len(payload)
+            nals += aggregated(payload, 1)
         elif kind == 28:  # FU-A
             start, end = payload[1] & 0x80, payload[1] & 0x40
             if start:
@@ -145,12 +137,7 @@ def depacketize_h265(packets: list[bytes]) -> list[bytes]:
         payload = packet[12:]
         kind = (payload[0] >> 1) & 0x3F
         if kind == 48:  # AP
-            pos = 2
-            while pos < len(payload):
-                (size,) = struct.unpack_from("!H", payload, pos)
-                nals.append(payload[pos + 2 : pos + 2 + size])
-                pos += 2 + size
-            assert pos == len(payload)
+            nals += aggregated(payload, 2)
         elif kind == 49:  # FU
             fu_header = payload[2]
             if fu_header & 0x80:
