@@ -234,6 +234,31 @@ async def test_put_then_get_round_trip(served: Served) -> None:
 NINE_ON_MONDAY = "".join(
     action(i, "Monday", f"{i:02d}:00:00", f"{i:02d}:30:00", "CMR") for i in range(1, 10)
 )
+
+
+def bad_action(
+    what: str,
+    words: str,
+    start: str,
+    end: str,
+    *,
+    day: str = "Monday",
+    mode: str = "CMR",
+    end_day: str = "",
+) -> tuple[str, str, str, str]:
+    """A BAD_TRACKS row: a track whose one ScheduleAction is refused."""
+    body = track_xml(action(1, day, start, end, mode, end_day=end_day))
+    return (what, body, "badParameters", words)
+
+
+def bad_setting(
+    what: str, tag: str, value: str, sub_status: str = "badParameters", words: str = ""
+) -> tuple[str, str, str, str]:
+    """A BAD_TRACKS row: the week's track with a custom extension `tag` refused (the message
+    names the tag unless `words` says otherwise)."""
+    return (what, track_xml(WEEK, ext=f"<{tag}>{value}</{tag}>"), sub_status, words or tag)
+
+
 BAD_TRACKS = [
     # (what, body, sub status, words the message must contain)
     ("not XML", "<Track><id>101</id>", "badXmlFormat", "malformed"),
@@ -247,66 +272,16 @@ BAD_TRACKS = [
         "badParameters",
         "overlap",
     ),
-    (
-        "across midnight",
-        track_xml(action(1, "Monday", "22:00:00", "06:00:00", "CMR", end_day="Tuesday")),
-        "badParameters",
-        "within one day",
-    ),
-    (
-        "end before start",
-        track_xml(action(1, "Monday", "10:00:00", "09:00:00", "CMR")),
-        "badParameters",
-        "not before the end",
-    ),
-    (
-        "seconds",
-        track_xml(action(1, "Monday", "07:30:15", "09:00:00", "CMR")),
-        "badParameters",
-        "on the minute",
-    ),
-    (
-        "hour 25",
-        track_xml(action(1, "Monday", "07:00:00", "25:00:00", "CMR")),
-        "badParameters",
-        "ScheduleAction 1",
-    ),
-    (
-        "unknown day",
-        track_xml(action(1, "Funday", "07:00:00", "09:00:00", "CMR")),
-        "badParameters",
-        "day of the week",
-    ),
-    (
-        "unknown mode",
-        track_xml(action(1, "Monday", "07:00:00", "09:00:00", "SOMETIMES")),
-        "badParameters",
-        "recording mode",
-    ),
-    (
-        "pre-record 31",
-        track_xml(WEEK, ext="<PreRecordTimeSeconds>31</PreRecordTimeSeconds>"),
-        "badParameters",
-        "PreRecordTimeSeconds",
-    ),
-    (
-        "post-record 4",
-        track_xml(WEEK, ext="<PostRecordTimeSeconds>4</PostRecordTimeSeconds>"),
-        "badParameters",
-        "PostRecordTimeSeconds",
-    ),
-    (
-        "post-record 601",
-        track_xml(WEEK, ext="<PostRecordTimeSeconds>601</PostRecordTimeSeconds>"),
-        "badParameters",
-        "PostRecordTimeSeconds",
-    ),
-    (
-        "segment 5 s",
-        track_xml(WEEK, ext="<segmentSeconds>5</segmentSeconds>"),
-        "badParameters",
-        "segmentSeconds",
-    ),
+    bad_action("across midnight", "within one day", "22:00:00", "06:00:00", end_day="Tuesday"),
+    bad_action("end before start", "not before the end", "10:00:00", "09:00:00"),
+    bad_action("seconds", "on the minute", "07:30:15", "09:00:00"),
+    bad_action("hour 25", "ScheduleAction 1", "07:00:00", "25:00:00"),
+    bad_action("unknown day", "day of the week", "07:00:00", "09:00:00", day="Funday"),
+    bad_action("unknown mode", "recording mode", "07:00:00", "09:00:00", mode="SOMETIMES"),
+    bad_setting("pre-record 31", "PreRecordTimeSeconds", "31"),
+    bad_setting("post-record 4", "PostRecordTimeSeconds", "4"),
+    bad_setting("post-record 601", "PostRecordTimeSeconds", "601"),
+    bad_setting("segment 5 s", "segmentSeconds", "5"),
     ("unknown element", track_xml(WEEK, extra="<Bogus>1</Bogus>"), "badXmlContent", "Bogus"),
     ("other channel", track_xml(WEEK, channel=201), "badParameters", "Channel"),
     ("no such stream", track_xml(WEEK, channel=104), "badParameters", "Channel"),
@@ -325,12 +300,7 @@ BAD_TRACKS = [
         "badParameters",
         "Duration",
     ),
-    (
-        "pre-record text",
-        track_xml(WEEK, ext="<PreRecordTimeSeconds>x</PreRecordTimeSeconds>"),
-        "badXmlContent",
-        "integer",
-    ),
+    bad_setting("pre-record text", "PreRecordTimeSeconds", "x", "badXmlContent", "integer"),
 ]
 
 
