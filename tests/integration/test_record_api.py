@@ -238,6 +238,12 @@ def assert_matches_rows(matches: list[Match], rows: list[Row]) -> None:
         assert track == 101 and uri_start <= row.start_us and uri_end >= row.end_us
 
 
+def manual_recording(api: Client, order: str) -> str:
+    """PUT record/control/manual/`order` (start, stop) for track 101: the status code."""
+    reply = api.ContentMgmt.record.control.manual[order].tracks[101](method="put")
+    return reply["ResponseStatus"]["statusCode"]
+
+
 @needs_card
 def test_search_paging_and_manual_recording(vigild_factory, card_image: Path) -> None:  # type: ignore[no-untyped-def]
     device: Vigild = vigild_factory(extra_args=("--sim-card", str(card_image))).start()
@@ -289,22 +295,12 @@ def test_search_paging_and_manual_recording(vigild_factory, card_image: Path) ->
 
     # Manual recording: the track says so, and its new files are `manual`.
     api = Client(device.url, "admin", ADMIN_PASSWORD, timeout=10)
-    assert (
-        api.ContentMgmt.record.control.manual.start.tracks[101](method="put")["ResponseStatus"][
-            "statusCode"
-        ]
-        == "1"
-    )
+    assert manual_recording(api, "start") == "1"
     track_status = api.ContentMgmt.record.tracks[101].status(method="get")["TrackStatus"]
     assert (track_status["recordingStatus"], track_status["recordType"]) == ("recording", "manual")
     assert track_status["manualRecord"] == "true"
     wait_for(lambda: complete(index_rows(device), "manual"), "a manual file", timeout=60)
-    assert (
-        api.ContentMgmt.record.control.manual.stop.tracks[101](method="put")["ResponseStatus"][
-            "statusCode"
-        ]
-        == "1"
-    )
+    assert manual_recording(api, "stop") == "1"
     track_status = api.ContentMgmt.record.tracks[101].status(method="get")["TrackStatus"]
     assert (track_status["recordType"], track_status["manualRecord"]) == ("timing", "false")
 
