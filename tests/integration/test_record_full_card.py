@@ -11,51 +11,25 @@ locks a segment in the card's index itself, as such an API would.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from tests import loop_card
 from tests.integration.test_storage import STORAGE, format_card, hdd, log_count
+from tests.loop_card import CARD_MB, needs_loop_devices
 from tests.vigild import Vigild
 from vigil.record.index import INDEX_NAME, RecordingIndex, Segment
 
-CARD_MB = 64
 KBPS = 8192
 SEGMENT_S = 10
 
-pytestmark = [
-    pytest.mark.skipif(
-        os.geteuid() != 0
-        or not Path("/dev/loop-control").exists()
-        or not all(shutil.which(tool) for tool in ("losetup", "mkfs.ext4", "blkid")),
-        reason="needs root, loop devices, util-linux and e2fsprogs",
-    ),
-    pytest.mark.slow,
-]
-
-
-@pytest.fixture
-def card_image(tmp_path: Path) -> Iterator[Path]:
-    image = tmp_path / "card.img"
-    with image.open("wb") as f:
-        f.truncate(CARD_MB * 1024 * 1024)
-    try:
-        yield image
-    finally:  # whatever a failing test or daemon left mounted or attached
-        for point in tmp_path.glob("*/card"):
-            subprocess.run(["umount", "-l", str(point)], check=False, capture_output=True)
-        listing = subprocess.run(
-            ["losetup", "-j", str(image), "-O", "NAME", "-n"], capture_output=True, text=True
-        ).stdout
-        for loop in listing.split():
-            subprocess.run(["losetup", "-d", loop], check=False)
+pytestmark = [needs_loop_devices("losetup", "mkfs.ext4", "blkid"), pytest.mark.slow]
+card_image = loop_card.card_image  # the fixture: a blank card, cleaned up after the test
 
 
 def wait_for(check: Callable[[], object], what: str, timeout: float) -> None:
@@ -70,22 +44,25 @@ def put_ok(device: Vigild, path: str, body: str) -> None:
     assert reply.status_code == 200, reply.text
 
 
+def put_edited(device: Vigild, path: str, pattern: str, replacement: str) -> None:
+    """GET `path`, substitute `replacement` for `pattern` and PUT it back."""
+    put_ok(device, path, re.sub(pattern, replacement, device.get(path).text))
+
+
 def fill_fast(device: Vigild) -> None:
     """8 Mbps CBR (filler keeps the rate up), 10 s segments, the whole card for footage."""
-    channel = device.get("/ISAPI/Streaming/channels/101").text
-    channel = re.sub(
+    put_edited(
+        device,
+        "/ISAPI/Streaming/channels/101",
         r"<videoQualityControlType>VBR<(.*)<vbrUpperCap>\d+</vbrUpperCap>",
         rf"<videoQualityControlType>CBR<\1<constantBitRate>{KBPS}</constantBitRate>",
-        channel,
     )
-    put_ok(device, "/ISAPI/Streaming/channels/101", channel)
-    track = device.get("/ISAPI/ContentMgmt/record/tracks/101").text
-    track = re.sub(
+    put_edited(
+        device,
+        "/ISAPI/ContentMgmt/record/tracks/101",
         r"<segmentSeconds>\d+</segmentSeconds>",
         f"<segmentSeconds>{SEGMENT_S}</segmentSeconds>",
-        track,
     )
-    put_ok(device, "/ISAPI/ContentMgmt/record/tracks/101", track)
     quota = (
         "<diskQuota><videoQuotaRatio>100</videoQuotaRatio>"
         "<pictureQuotaRatio>0</pictureQuotaRatio></diskQuota>"

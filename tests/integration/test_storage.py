@@ -5,60 +5,23 @@ resumes), and bad requests change nothing. Needs root and loop devices."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
-import subprocess
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
+from tests import loop_card
 from tests.integration.rtsp_fixtures import ffprobe
 from tests.integration.test_users import add_user
+from tests.loop_card import CARD_MB, loops_of, mounted, needs_loop_devices, run
 from tests.vigild import ADMIN_PASSWORD, Vigild
 
 NS = "{http://www.hikvision.com/ver20/XMLSchema}"
 STORAGE = "/ISAPI/ContentMgmt/Storage"
-CARD_MB = 64
-
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0
-    or not Path("/dev/loop-control").exists()
-    or not all(shutil.which(tool) for tool in ("losetup", "mkfs.ext4", "blkid", "fallocate")),
-    reason="needs root, loop devices, util-linux and e2fsprogs",
-)
-
-
-def run(*args: str) -> str:
-    return subprocess.run(args, check=True, capture_output=True, text=True).stdout.strip()
-
-
-def loops_of(image: Path) -> list[str]:
-    listing = run("losetup", "-j", str(image), "-O", "NAME", "-n")
-    return [line.strip() for line in listing.splitlines() if line.strip()]
-
-
-def mounted(point: Path) -> bool:
-    return subprocess.run(["findmnt", str(point)], capture_output=True).returncode == 0
-
-
-@pytest.fixture
-def card_image(tmp_path: Path) -> Iterator[Path]:
-    """A blank 64 MB card; whatever the test or the daemon left attached or mounted goes."""
-    image = tmp_path / "card.img"
-    with image.open("wb") as f:
-        f.truncate(CARD_MB * 1024 * 1024)
-    try:
-        yield image
-    finally:
-        for point in tmp_path.glob("*/card"):
-            while mounted(point):
-                subprocess.run(["umount", "-l", str(point)], check=False)
-        for loop in loops_of(image):
-            subprocess.run(["losetup", "-d", loop], check=False)
+card_image = loop_card.card_image  # the fixture: a blank card, cleaned up after the test
+pytestmark = needs_loop_devices("losetup", "mkfs.ext4", "blkid", "fallocate")
 
 
 def hdd(device: Vigild, hdd_id: int = 1) -> dict[str, str]:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,6 +18,7 @@ from pathlib import Path
 import av
 import pytest
 
+from tests.loop_card import CARD_MB, needs_loop_devices, run
 from tests.recording import FPS, probe
 from vigil.config.model import StorageSettings, StreamSettings
 from vigil.media.encoder import VideoEncoder
@@ -44,23 +43,13 @@ from vigil.record.retention import (
 from vigil.record.segment import SegmentWriter
 from vigil.record.storage import MKFS_ARGS, MOUNT_OPTIONS, RECORD_DIR
 
-CARD_MB = 64
 T0 = 1_700_000_000_000_000  # 2023-11-14, well before anything a live Recorder writes
 SECOND = 1_000_000
 DAY = 86_400 * SECOND
 MB = 1024 * 1024
 LOGGER = "vigil.record.retention"
 
-needs_loop = pytest.mark.skipif(
-    os.geteuid() != 0
-    or not Path("/dev/loop-control").exists()
-    or not all(shutil.which(tool) for tool in ("losetup", "mkfs.ext4", "mount", "umount")),
-    reason="needs root, loop devices, util-linux and e2fsprogs",
-)
-
-
-def run(*args: str) -> str:
-    return subprocess.run(args, check=True, capture_output=True, text=True).stdout.strip()
+needs_loop = needs_loop_devices("losetup", "mkfs.ext4", "mount", "umount")
 
 
 @pytest.fixture
