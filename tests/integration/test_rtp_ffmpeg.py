@@ -27,6 +27,7 @@ from vigil.media.frames import AccessUnit
 from vigil.media.rtp import make_packetizer
 from vigil.media.rtp.base import Packetizer
 from vigil.media.rtp.packet import RTCP_RR, RtpPacketizer, ntp_timestamp, parse_rtcp
+from vigil.media.rtsp.sdp import build_sdp
 
 FFMPEG = shutil.which("ffmpeg")
 GSTREAMER = shutil.which("gst-launch-1.0")
@@ -186,20 +187,14 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) 
 
 
 def sdp(packetizer: Packetizer, port: int) -> str:
-    pt = packetizer.payload_type
-    lines = [
-        "v=0",
-        f"o=- 0 0 IN IP4 {LOOPBACK}",
-        "s=Vigil",
-        f"c=IN IP4 {LOOPBACK}",
-        "t=0 0",
-        f"m=video {port} RTP/AVP {pt}",
-        f"a=rtpmap:{pt} {packetizer.encoding_name}/{packetizer.clock_rate}",
-    ]
-    fmtp = packetizer.fmtp()
-    if fmtp:
-        lines.append(f"a=fmtp:{pt} {fmtp}")
-    return "\r\n".join(lines) + "\r\n"
+    """The SDP a DESCRIBE answers with, its media sent to `port` on loopback (what a SETUP
+    would agree on)."""
+    described = build_sdp(packetizer, stream_id=101, session_id=0, server_address=LOOPBACK)
+    media, connection = "\r\nm=video 0 ", "\r\nc=IN IP4 0.0.0.0\r\n"
+    assert media in described and connection in described, described
+    return described.replace(media, f"\r\nm=video {port} ").replace(
+        connection, f"\r\nc=IN IP4 {LOOPBACK}\r\n"
+    )
 
 
 def frame_hashes(framemd5: str) -> tuple[list[str], str]:
