@@ -172,18 +172,25 @@ async def ingest_into_collector(url: str) -> tuple[RtspIngest, Collector]:
     return ingest, collector
 
 
-async def test_units_are_decodable_with_parameter_sets_on_keyframes(source: Source) -> None:
-    ingest, collector = await ingest_into_collector(source.url)
+async def collect(url: str, count: int) -> tuple[RtspIngest, list[AccessUnit]]:
+    """Ingest `url` until `count` units have come (20 s at most), then stop: the ingest and
+    the units."""
+    ingest, collector = await ingest_into_collector(url)
     try:
-        await collector.wait_for(3 * FPS, timeout=20)
+        await collector.wait_for(count, timeout=20)
     finally:
         await ingest.stop()
         await collector.close()
-    check_units(collector.units)
+    return ingest, collector.units
+
+
+async def test_units_are_decodable_with_parameter_sets_on_keyframes(source: Source) -> None:
+    ingest, units = await collect(source.url, 3 * FPS)
+    check_units(units)
     assert ingest.stats.state == "stopped" and ingest.stats.connects == 1
     assert ingest.stats.sets_inserted == 0  # this source sends them in band itself
     # pts on the 90 kHz clock, following the source's 25 fps grid (arrival jitter aside).
-    steps = [b.pts - a.pts for a, b in itertools.pairwise(collector.units)]
+    steps = [b.pts - a.pts for a, b in itertools.pairwise(units)]
     assert sorted(steps)[len(steps) // 2] == FRAME
 
 
@@ -207,14 +214,11 @@ async def test_h265_switches_the_hub_and_keeps_its_parameter_sets() -> None:
 async def test_parameter_sets_only_in_the_sdp_are_put_in_band(units: list[AccessUnit]) -> None:
     camera = Source(units, sets_in_sdp_only=True)
     await camera.start()
-    ingest, collector = await ingest_into_collector(camera.url)
     try:
-        await collector.wait_for(3 * FPS, timeout=20)
+        ingest, received = await collect(camera.url, 3 * FPS)
     finally:
-        await ingest.stop()
-        await collector.close()
         await camera.stop()
-    check_units(collector.units)
+    check_units(received)
     assert ingest.stats.sets_inserted >= 2
 
 
