@@ -97,17 +97,31 @@ def calls(cam: LineProcess, name: str) -> list[dict[str, object]]:
     return [e for e in cam.events if e["event"] == "call" and e["name"] == name]
 
 
+def python_in_client(pair: NetnsPair, code: str) -> subprocess.CompletedProcess[str]:
+    """`code` (dedented) run by a throwaway Python process in the client namespace."""
+    return pair.run(pair.client, [sys.executable, "-c", textwrap.dedent(code)])
+
+
+def sadp_client_script(pair: NetnsPair, code: str) -> subprocess.CompletedProcess[str]:
+    """`code` run in the client namespace once `client`, a SadpClient aimed at the cam, has
+    discovered it as `device`."""
+    found = (
+        "from vigil_tools.sadp_client import SadpClient, SadpClientError\n"
+        f"client = SadpClient(targets=[{CAM_IP!r}])\n"
+        "(device,) = client.discover(0.5)\n"
+    )
+    return python_in_client(pair, found + textwrap.dedent(code))
+
+
 def send_raw(pair: NetnsPair, payloads: list[bytes], target: str = CAM_IP) -> None:
     """Datagrams from the client namespace, sent by a throwaway Python process."""
-    code = textwrap.dedent(
-        f"""
+    code = f"""
         import socket
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         for p in {payloads!r}:
             s.sendto(p, ({target!r}, 37020))
         """
-    )
-    done = pair.run(pair.client, [sys.executable, "-c", code])
+    done = python_in_client(pair, code)
     assert done.returncode == 0, done.stderr
 
 
@@ -255,13 +269,11 @@ def test_set_network_usage_errors(pair: NetnsPair) -> None:
 @pytest.mark.netns
 def test_command_for_another_mac_is_ignored(pair: NetnsPair, cam: LineProcess) -> None:
     # Sealed properly to this device's key and challenge, but addressed to another MAC.
-    code = textwrap.dedent(
+    done = sadp_client_script(
+        pair,
         f"""
         import dataclasses
         import sys
-        from vigil_tools.sadp_client import SadpClient, SadpClientError
-        client = SadpClient(targets=[{CAM_IP!r}])
-        (device,) = client.discover(0.5)
         fields = {{**device.match.fields, "MAC": "02-99-99-99-99-99"}}
         other = dataclasses.replace(device, match=dataclasses.replace(device.match, fields=fields))
         try:
@@ -270,9 +282,8 @@ def test_command_for_another_mac_is_ignored(pair: NetnsPair, cam: LineProcess) -
             print("ignored:", exc)
             sys.exit(0)
         sys.exit("the device answered a command for another MAC")
-        """
+        """,
     )
-    done = pair.run(pair.client, [sys.executable, "-c", code])
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ignored: no answer from 02-99-99-99-99-99" in done.stdout
     assert calls(cam, "activate") == []
@@ -280,16 +291,13 @@ def test_command_for_another_mac_is_ignored(pair: NetnsPair, cam: LineProcess) -
 
 @pytest.mark.netns
 def test_reset_password_is_refused_with_the_reason(pair: NetnsPair, cam: LineProcess) -> None:
-    code = textwrap.dedent(
-        f"""
-        from vigil_tools.sadp_client import SadpClient
-        client = SadpClient(targets=[{CAM_IP!r}])
-        (device,) = client.discover(0.5)
+    done = sadp_client_script(
+        pair,
+        """
         reply = client.command(device, "resetPassword", "RESET-CODE-1")
         print(reply.result, reply.reason)
-        """
+        """,
     )
-    done = pair.run(pair.client, [sys.executable, "-c", code])
     assert done.stdout.split() == ["failed", "physicalResetRequired"], done.stderr
     assert [c["code"] for c in calls(cam, "reset_password")] == ["RESET-CODE-1"]
 
