@@ -8,13 +8,14 @@ clock either. chronyd refuses to start unless it is root, hence the second skip 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -131,6 +132,20 @@ def other_tasks() -> set[asyncio.Task[object]]:
     return asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[operator]
 
 
+@contextlib.asynccontextmanager
+async def running_sync(
+    clock: SimClock, settings: Callable[[], TimeSettings]
+) -> AsyncIterator[tuple[NtpSync, Results]]:
+    """An NtpSync loop and the Results it reports to, started; stopped however the block ends."""
+    results = Results()
+    sync = NtpSync(clock, settings, results)
+    await sync.start()
+    try:
+        yield sync, results
+    finally:
+        await sync.stop()
+
+
 async def test_sync_once_sets_the_clock_from_chrony(
     ntp_port: int, clock: SimClock, tmp_path: Path
 ) -> None:
@@ -174,16 +189,11 @@ async def test_falls_back_to_the_next_server(ntp_port: int, clock: SimClock) -> 
 
 async def test_loop_syncs_at_once_in_ntp_mode(ntp_port: int, clock: SimClock) -> None:
     settings = TimeSettings(mode="NTP", ntp_servers=[server_at(ntp_port)])
-    results = Results()
-    sync = NtpSync(clock, lambda: settings, results)
-    await sync.start()
-    try:
+    async with running_sync(clock, lambda: settings) as (sync, results):
         ok, _ = await results.wait()
         assert ok
         assert seconds_from_host(clock) < 1.0
         assert sync.running
-    finally:
-        await sync.stop()
     assert not sync.running
     assert not other_tasks()
 
@@ -193,10 +203,7 @@ async def test_manual_mode_idles_and_apply_to_ntp_syncs_at_once(
 ) -> None:
     manual = TimeSettings(mode="manual", ntp_servers=[server_at(ntp_port)])
     current = manual
-    results = Results()
-    sync = NtpSync(clock, lambda: current, results)
-    await sync.start()
-    try:
+    async with running_sync(clock, lambda: current) as (sync, results):
         # chrony answers in milliseconds, so a sync would have happened well within this.
         await asyncio.sleep(1.0)
         assert results.calls == []
@@ -215,24 +222,17 @@ async def test_manual_mode_idles_and_apply_to_ntp_syncs_at_once(
         await asyncio.sleep(1.0)
         assert len(results.calls) == 1
         assert abs((clock.now() - LONG_AGO).total_seconds()) < 60
-    finally:
-        await sync.stop()
     assert not other_tasks()
 
 
 async def test_time_zone_change_alone_does_not_resync(ntp_port: int, clock: SimClock) -> None:
     settings = TimeSettings(mode="NTP", ntp_servers=[server_at(ntp_port)])
-    results = Results()
-    sync = NtpSync(clock, lambda: settings, results)
-    await sync.start()
-    try:
+    async with running_sync(clock, lambda: settings) as (sync, results):
         await results.wait()
         moved = TimeSettings(mode="NTP", time_zone="CST-8:00:00", ntp_servers=settings.ntp_servers)
         await sync.apply(settings, moved)
         await asyncio.sleep(0.5)
         assert len(results.calls) == 1
-    finally:
-        await sync.stop()
 
 
 async def test_stop_during_a_query_leaves_nothing_behind(clock: SimClock) -> None:
