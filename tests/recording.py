@@ -194,3 +194,14 @@ def decode_errors(path: Path) -> str:
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     return result.stderr.strip() or ("" if result.returncode == 0 else f"rc {result.returncode}")
+
+
+def check_download(path: Path, start_us: int, end_us: int, *, within_frames: float) -> None:
+    """A downloaded span: ffprobe reads it cleanly and it starts on a keyframe, it lasts the span
+    to within `within_frames` of a frame (at 25 fps), and FFmpeg decodes it without a word."""
+    result = probe(path)
+    assert result.ok, result.errors
+    assert result.first_keyframe
+    error_frames = abs(result.duration - (end_us - start_us) / 1e6) / (1 / FPS)
+    assert error_frames < within_frames, f"{result.duration} s for {(end_us - start_us) / 1e6} s"
+    assert decode_errors(path) == ""

@@ -17,14 +17,13 @@ import pytest
 import requests
 
 from tests.integration.test_storage import format_card, wait_for
-from tests.recording import decode_errors, probe
+from tests.recording import check_download
 from tests.vigild import ADMIN_PASSWORD, Vigild
 from vigil.record.footage import playback_uri
 
 NS = "{http://www.hikvision.com/ver20/XMLSchema}"
 DOWNLOAD = "/ISAPI/ContentMgmt/download"
 TRACK = "/ISAPI/ContentMgmt/record/tracks/101"
-FRAME_S = 1 / 25  # the simulated main stream's rate
 
 
 def request_body(uri: str) -> str:
@@ -71,15 +70,6 @@ def span_across_two_boundaries(device: Vigild) -> tuple[int, int]:
     return start_us, end_us
 
 
-def check_file(path: Path, start_us: int, end_us: int) -> None:
-    result = probe(path)
-    assert result.ok, result.errors
-    assert result.first_keyframe
-    error_frames = abs(result.duration - (end_us - start_us) / 1e6) / FRAME_S
-    assert error_frames < 0.1, f"{result.duration} s for {(end_us - start_us) / 1e6} s"
-    assert decode_errors(path) == ""
-
-
 def test_download_over_http_lasts_the_span_and_plays(recording: Vigild, tmp_path: Path) -> None:
     device = recording
     start_us, end_us = span_across_two_boundaries(device)
@@ -97,7 +87,7 @@ def test_download_over_http_lasts_the_span_and_plays(recording: Vigild, tmp_path
         assert reply.headers["Content-Disposition"].startswith('attachment; filename="track101_')
         by_requests = tmp_path / "requests.mp4"
         by_requests.write_bytes(b"".join(reply.iter_content(65536)))
-    check_file(by_requests, start_us, end_us)
+    check_download(by_requests, start_us, end_us, within_frames=0.1)  # the sim stream: 25 fps
 
     body = tmp_path / "body.xml"
     body.write_text(request_body(uri))
