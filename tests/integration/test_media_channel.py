@@ -10,12 +10,13 @@ Bounds on rates and counts are loose: the host is a busy 2-core machine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import av
 import pytest
@@ -24,7 +25,7 @@ from vigil.board.description import BoardSensor
 from vigil.config.model import StreamSettings
 from vigil.media.channel import SnapshotUnavailable, VideoChannel
 from vigil.media.frames import RTP_CLOCK, AccessUnit
-from vigil.media.source import CapturedFrame, SimSensor, SourceLost
+from vigil.media.source import CapturedFrame, FrameSource, SimSensor, SourceLost
 
 MAIN = StreamSettings(id=101, name="Main Stream", codec="H264", width=640, height=360, fps=25,
                       gop=25, max_bitrate_kbps=1024)  # fmt: skip
@@ -68,28 +69,56 @@ def no_channel_left() -> Iterator[None]:
     assert not channel_threads(), "a channel thread outlived its test"
 
 
-async def run_channel(channel: VideoChannel, seconds: float) -> None:
+@pytest.fixture
+def media_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """The media modules' log records from INFO up."""
+    caplog.set_level(logging.INFO, logger="vigil.media")
+    return caplog
+
+
+@pytest.fixture
+def channel_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """The channel's log records from INFO up."""
+    caplog.set_level(logging.INFO, logger="vigil.media.channel")
+    return caplog
+
+
+def channel_of(
+    collector: Collector, *streams: StreamSettings, source: FrameSource | None = None
+) -> VideoChannel:
+    """Channel 1 on the running loop, capturing `source` (by default a simulated sensor) for
+    `streams` and publishing to `collector`."""
+    sensor = SimSensor(BoardSensor()) if source is None else source
+    channel = VideoChannel(1, sensor, collector, asyncio.get_running_loop())
+    channel.configure(list(streams))
+    return channel
+
+
+@contextlib.asynccontextmanager
+async def running(channel: VideoChannel) -> AsyncIterator[VideoChannel]:
+    """The channel started, and stopped however the block ends."""
     await channel.start()
     try:
-        await asyncio.sleep(seconds)
+        yield channel
     finally:
         await channel.stop()
+
+
+async def run_channel(channel: VideoChannel, seconds: float) -> None:
+    async with running(channel):
+        await asyncio.sleep(seconds)
 
 
 async def test_main_and_sub_arrive_at_their_rates_starting_on_keyframes(
     collector: Collector, no_channel_left: None
 ) -> None:
-    channel = VideoChannel(1, SimSensor(BoardSensor()), collector, asyncio.get_running_loop())
-    channel.configure([MAIN, SUB])
-    await channel.start()
-    try:
+    channel = channel_of(collector, MAIN, SUB)
+    async with running(channel):
         with pytest.raises(SnapshotUnavailable):
             await channel.snapshot(320, 180)  # nothing captured yet
         await asyncio.sleep(3.0)
         jpeg = await channel.snapshot(320, 180, quality=70)
         stats = channel.stats
-    finally:
-        await channel.stop()
     assert not channel_threads()
     main, sub = collector.of(101), collector.of(102)
     # Three seconds: 75 and 45 frames if nothing is late; start-up and a busy host cost some.
@@ -108,19 +137,14 @@ async def test_main_and_sub_arrive_at_their_rates_starting_on_keyframes(
 
 
 async def test_a_live_resolution_change_rebuilds_only_that_encoder(
-    collector: Collector, no_channel_left: None, caplog: pytest.LogCaptureFixture
+    collector: Collector, no_channel_left: None, media_log: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="vigil.media")
-    channel = VideoChannel(1, SimSensor(BoardSensor()), collector, asyncio.get_running_loop())
-    channel.configure([MAIN, SUB])
-    await channel.start()
-    try:
+    channel = channel_of(collector, MAIN, SUB)
+    async with running(channel):
         await asyncio.sleep(1.5)
         changed_at = len(collector.units)
         channel.configure([dataclasses.replace(MAIN, width=480, height=270), SUB])
         await asyncio.sleep(1.5)
-    finally:
-        await channel.stop()
     before = [u for u in collector.units[:changed_at] if u.stream_id == 101]
     after = collector.of(101, since=changed_at)
     assert {(u.width, u.height) for u in before} == {(640, 360)}
@@ -135,17 +159,14 @@ async def test_a_live_resolution_change_rebuilds_only_that_encoder(
     # The sub stream's encoder was not rebuilt: keyframes only where its GOP puts them.
     assert [i for i, u in enumerate(sub) if u.keyframe] == list(range(0, len(sub), 15))
     # The largest size needed went from 640x360 to 480x270: the capture was reopened.
-    assert "capture needs 480x270@25 now" in caplog.text
+    assert "capture needs 480x270@25 now" in media_log.text
 
 
 async def test_a_disabled_stream_stops_and_a_rename_changes_nothing(
-    collector: Collector, no_channel_left: None, caplog: pytest.LogCaptureFixture
+    collector: Collector, no_channel_left: None, media_log: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="vigil.media")
-    channel = VideoChannel(1, SimSensor(BoardSensor()), collector, asyncio.get_running_loop())
-    channel.configure([MAIN, SUB])
-    await channel.start()
-    try:
+    channel = channel_of(collector, MAIN, SUB)
+    async with running(channel):
         await asyncio.sleep(1.0)
         channel.configure(
             [dataclasses.replace(MAIN, name="Renamed"), dataclasses.replace(SUB, enabled=False)]
@@ -153,22 +174,19 @@ async def test_a_disabled_stream_stops_and_a_rename_changes_nothing(
         await asyncio.sleep(0.3)
         stopped_at = len(collector.units)
         await asyncio.sleep(1.0)
-    finally:
-        await channel.stop()
     assert not collector.of(102, since=stopped_at)
     main = collector.of(101)
     assert len(collector.of(101, since=stopped_at)) >= 15
     assert [i for i, u in enumerate(main) if u.keyframe] == list(range(0, len(main), 25))
-    assert "stream 102 stopped" in caplog.text
-    assert "reopening" not in caplog.text  # 640x360@25 was still the most any stream needed
+    assert "stream 102 stopped" in media_log.text
+    assert "reopening" not in media_log.text  # 640x360@25 was still the most any stream needed
     assert set(channel.stats) == {101}
 
 
 async def test_stop_leaves_no_thread_and_a_channel_can_start_again(
     collector: Collector, no_channel_left: None
 ) -> None:
-    channel = VideoChannel(1, SimSensor(BoardSensor()), collector, asyncio.get_running_loop())
-    channel.configure([SUB])
+    channel = channel_of(collector, SUB)
     for _ in range(2):
         await run_channel(channel, 0.5)
         assert not channel_threads()
@@ -212,19 +230,11 @@ class FlakySensor(FailingSensor):
         super().open(width, height, fps)
 
 
-@pytest.fixture
-def channel_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    """The channel's log records from INFO up."""
-    caplog.set_level(logging.INFO, logger="vigil.media.channel")
-    return caplog
-
-
 async def test_a_lost_source_is_retried_with_backoff_and_the_channel_recovers(
     collector: Collector, no_channel_left: None, channel_log: pytest.LogCaptureFixture
 ) -> None:
     source = FlakySensor(fail_after=20, refusals=1)
-    channel = VideoChannel(1, source, collector, asyncio.get_running_loop())
-    channel.configure([MAIN])
+    channel = channel_of(collector, MAIN, source=source)
     # Lost after ~0.8 s; the retry 0.5 s later is refused, the next one, 1 s after, succeeds.
     await run_channel(channel, 4.0)
     main = collector.of(101)
@@ -244,8 +254,7 @@ async def test_an_unexpected_failure_is_logged_and_the_loop_restarts(
     collector: Collector, no_channel_left: None, channel_log: pytest.LogCaptureFixture
 ) -> None:
     buggy = FailingSensor(fail_at=10, error=RuntimeError("a bug in the capture path"))
-    channel = VideoChannel(1, buggy, collector, asyncio.get_running_loop())
-    channel.configure([MAIN])
+    channel = channel_of(collector, MAIN, source=buggy)
     await run_channel(channel, 2.0)
     failures = [r for r in channel_log.records if "capture loop failed" in r.getMessage()]
     assert len(failures) == 1 and failures[0].exc_info is not None
@@ -271,14 +280,10 @@ class SluggishSensor(SimSensor):
 async def test_frames_the_channel_is_too_slow_for_are_dropped_and_counted(
     collector: Collector, no_channel_left: None
 ) -> None:
-    channel = VideoChannel(1, SluggishSensor(BoardSensor()), collector, asyncio.get_running_loop())
-    channel.configure([MAIN, SUB])
-    await channel.start()
-    try:
+    channel = channel_of(collector, MAIN, SUB, source=SluggishSensor(BoardSensor()))
+    async with running(channel):
         await asyncio.sleep(2.0)
         stats = channel.stats
-    finally:
-        await channel.stop()
     main = collector.of(101)
     assert int(stats[101]["frames_dropped"]) >= 6
     assert int(stats[102]["frames_dropped"]) >= 2
