@@ -261,7 +261,7 @@ def bad_setting(
 
 BAD_TRACKS = [
     # (what, body, sub status, words the message must contain)
-    ("not XML", "<Track><id>101</id>", "badXmlFormat", "malformed"),
+    ("not XML", "<Track><id>101</id>", "badXmlFormat", "not well-formed"),
     ("9 periods a day", track_xml(NINE_ON_MONDAY), "badParameters", "at most 8"),
     (
         "overlap",

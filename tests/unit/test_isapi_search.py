@@ -204,7 +204,7 @@ async def test_search_times_without_a_zone_are_local(
 
 
 BAD_SEARCHES = [
-    ("not XML", "<CMSearchDescription><searchID>", "badXmlFormat", "malformed"),
+    ("not XML", "<CMSearchDescription><searchID>", "badXmlFormat", "not well-formed"),
     ("end = start", search_xml(end="2026-11-20T09:00:00Z"), "badParameters", "not after"),
     ("inverted", search_xml(end="2026-11-19T09:00:00Z"), "badParameters", "not after"),
     ("over a year", search_xml(start="2025-11-01T00:00:00Z"), "badParameters", "366 days"),
