@@ -16,6 +16,7 @@ import xml.etree.ElementTree as ET
 import av
 import pytest
 
+from tests.integration.rtsp_fixtures import gstreamer, gstreamer_played
 from tests.vigild import ADMIN_PASSWORD, Vigild
 
 NS = "{http://www.hikvision.com/ver20/XMLSchema}"
@@ -76,14 +77,9 @@ def test_url_forms_and_refusals(device: Vigild) -> None:
 def test_gstreamer_plays(device: Vigild) -> None:
     if shutil.which("gst-launch-1.0") is None:
         pytest.skip("needs Debian gstreamer1.0-tools")
-    result = subprocess.run(
-        ["gst-launch-1.0", "-q", "rtspsrc",
-         f"location=rtsp://127.0.0.1:{device.rtsp_port}/Streaming/Channels/102",
-         "user-id=admin", f"user-pw={ADMIN_PASSWORD}", "protocols=tcp", "!", "decodebin", "!",
-         "fakesink", "num-buffers=30"],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
+    source = f"rtsp://127.0.0.1:{device.rtsp_port}/Streaming/Channels/102"
+    result = gstreamer(source, "tcp", ADMIN_PASSWORD)
+    assert gstreamer_played(result), result.stdout + result.stderr
 
 
 def put_stream(device: Vigild, stream_id: int, video: str) -> None:
