@@ -7,8 +7,9 @@ BIN := $(VENV)/bin
 PIP_STAMP := $(VENV)/.installed
 APT_STAMP := $(VENV)/.apt-installed
 # Debian packages the tests drive as real peers: curl (digest client), chrony (NTP server),
-# iproute2 (network namespaces for discovery tests), ffmpeg and GStreamer (RTSP clients).
-APT_PACKAGES := curl chrony iproute2 ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base \
+# iproute2 (network namespaces for discovery tests), ffmpeg and GStreamer (RTSP clients),
+# iputils-arping (the IP conflict check's duplicate address probe, as on the board).
+APT_PACKAGES := curl chrony iproute2 iputils-arping ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav
 DATA_DIR ?= .vigil-data
 VIGILD_ARGS ?=

@@ -25,6 +25,13 @@ from vigil.api.server import HttpService
 from vigil.board.clock import make_clock
 from vigil.board.description import BoardDescription, BoardError, load_board
 from vigil.board.network import make_network
+from vigil.config.events import (
+    AlarmInput,
+    AlarmIOSettings,
+    AlarmOutput,
+    EventSettings,
+    default_triggers,
+)
 from vigil.config.model import (
     Config,
     DiscoverySettings,
@@ -67,6 +74,17 @@ def board_defaults(board: BoardDescription) -> Config:
         network=[NetworkInterface(id=i) for i in range(1, len(board.network.interfaces) + 1)],
         ports=PortSettings(http=board.ports.http, https=board.ports.https, rtsp=board.ports.rtsp),
         discovery=DiscoverySettings(sadp_port=board.ports.sadp),
+        events=board_events(board),
+    )
+
+
+def board_events(board: BoardDescription) -> EventSettings:
+    """The board's alarm inputs and relays, each with its default trigger."""
+    inputs = [AlarmInput(id=i) for i in range(1, len(board.alarm_io.inputs) + 1)]
+    outputs = [AlarmOutput(id=i) for i in range(1, len(board.alarm_io.outputs) + 1)]
+    return EventSettings(
+        alarm_io=AlarmIOSettings(inputs=inputs, outputs=outputs),
+        triggers=default_triggers(inputs=len(inputs)),
     )
 
 

@@ -14,10 +14,14 @@ if TYPE_CHECKING:
     from vigil.board.clock import Clock
     from vigil.board.description import BoardDescription
     from vigil.board.network import NetworkDriver
+    from vigil.config.events import FtpSettings, HttpHost, MailSettings
     from vigil.config.store import ConfigStore
+    from vigil.events.alerts import AlertHub
+    from vigil.events.bus import EventBus
     from vigil.record.index import RecordingIndex
     from vigil.record.storage import CardStatus
     from vigil.security.accounts import Accounts
+    from vigil.security.credentials import Credentials
     from vigil.security.devicekey import DeviceKey
     from vigil.security.digest import DigestAuth
     from vigil.security.lockout import Lockout
@@ -100,6 +104,35 @@ class RecordingControl(Protocol):
     async def manual(self, track_id: int, on: bool) -> None: ...  # LookupError: no such track
 
 
+class AlarmIOControl(Protocol):
+    """Alarm inputs and relay outputs (implemented by `events.alarm_io.AlarmIO`)."""
+
+    def input_active(self, input_id: int) -> bool: ...  # LookupError: no such input
+
+    def output_active(self, output_id: int) -> bool: ...  # LookupError: no such output
+
+    async def set_output(self, output_id: int, active: bool) -> None: ...  # by hand
+
+
+class NotifyTests(Protocol):
+    """The "test" buttons: one attempt with the given settings; ActionFailed says why not."""
+
+    async def test_mail(self, settings: MailSettings, password: str) -> None: ...
+
+    async def test_ftp(self, settings: FtpSettings, password: str) -> None: ...
+
+    async def test_http_host(self, host: HttpHost, password: str) -> None: ...
+
+
+@dataclass
+class EventsControl:
+    bus: EventBus
+    alerts: AlertHub  # what the alertStream subscribers are sent
+    alarm_io: AlarmIOControl
+    notify: NotifyTests
+    credentials: Credentials  # passwords of the mail, FTP and HTTP host accounts
+
+
 @dataclass
 class ApiContext:
     board: BoardDescription
@@ -116,6 +149,7 @@ class ApiContext:
     media: MediaControl
     storage: StorageControl
     recording: RecordingControl
+    events: EventsControl
 
 
 CONTEXT = web.AppKey("vigil_context", ApiContext)

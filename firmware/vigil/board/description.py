@@ -103,6 +103,21 @@ def _check_devices(devices: list[str]) -> None:
 
 
 @dataclass(frozen=True)
+class BoardAlarmIO:
+    """Alarm inputs and relay outputs: GPIO lines, driven through gpiozero.
+
+    sim: gpiozero's mock pin factory (the lines are toggled through the simulator's control
+    socket); gpio: the pin factory named here (lgpio on the character device by default).
+    Lines are gpiozero pin names ("GPIO17", "BOARD11", ...), input 1 first.
+    """
+
+    driver: str = setting("sim", choices=("sim", "gpio"))
+    pin_factory: str = setting("lgpio", choices=("lgpio", "native", "rpigpio", "pigpio"))
+    inputs: list[str] = setting(factory=list, max_items=16)
+    outputs: list[str] = setting(factory=list, max_items=8)
+
+
+@dataclass(frozen=True)
 class BoardDescription:
     board: BoardInfo
     network: BoardNetwork
@@ -112,6 +127,7 @@ class BoardDescription:
     sensor: BoardSensor = setting(factory=BoardSensor)
     encoder: BoardEncoder = setting(factory=BoardEncoder)
     storage: BoardStorage = setting(factory=BoardStorage)
+    alarm_io: BoardAlarmIO = setting(factory=BoardAlarmIO)
 
     def interface_name(self, interface_id: int) -> str:
         """The Linux name of configuration interface `interface_id` (1-based); KeyError if none."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, replace
 
+from vigil.config.events import EventSettings
 from vigil.config.schema import check_ip, setting
 from vigil.config.weekly import TIME_OF_DAY, WEEKDAYS, check_period, check_week
 
@@ -400,6 +401,7 @@ class Config:
     storage: StorageSettings = setting(factory=StorageSettings)
     record: RecordSettings = setting(factory=RecordSettings)
     picture: PictureSettings = setting(factory=PictureSettings)
+    events: EventSettings = setting(factory=EventSettings)
 
     def check(self) -> None:
         stream_ids = [s.id for s in self.streams]

@@ -1,0 +1,1 @@
+"""Events: the bus, detectors, alarm I/O, exceptions, rules and their linkage actions."""
