@@ -60,10 +60,11 @@ from vigil.api.errors import (
     not_found,
 )
 from vigil.api.io import by_url_id, config_change, ok, read_body, read_xml, xml_response
+from vigil.api.weekly_xml import checked_week, in_week_order, isapi_time, period, time_of_day
 from vigil.api.xml import XmlIn, render
 from vigil.config.model import Config, RecordPeriod, RecordTrack, StorageSettings
-from vigil.config.schema import ConfigError, checked_replace, from_dict
-from vigil.config.weekly import MAX_PERIODS_PER_DAY, WEEKDAYS, check_week, minutes
+from vigil.config.schema import ConfigError, checked_replace
+from vigil.config.weekly import MAX_PERIODS_PER_DAY, WEEKDAYS
 from vigil.record.footage import RTSP_DEFAULT_PORT
 
 routes = web.RouteTableDef()
@@ -98,7 +99,6 @@ ELEMENTS = {
     "overwrite": "LoopEnable",
     "expiry_days": "Duration",
 }
-_TIME_OF_DAY = re.compile(r"(\d\d):(\d\d)(?::(\d\d))?")
 _DURATION = re.compile(r"P(\d{1,4})D(?:T(?:0+H)?(?:0+M)?(?:0+S)?)?", re.IGNORECASE)
 MANUAL_BODY_LIMIT = 4096  # clients send no body; whatever comes is read (bounded) and ignored
 
@@ -138,8 +138,8 @@ def _action_doc(number: int, period: RecordPeriod) -> dict[str, Any]:
     day = DAY_NAMES[period.day]
     return {
         "id": number,
-        "ScheduleActionStartTime": {"DayOfWeek": day, "TimeOfDay": f"{period.start}:00"},
-        "ScheduleActionEndTime": {"DayOfWeek": day, "TimeOfDay": f"{period.end}:00"},
+        "ScheduleActionStartTime": {"DayOfWeek": day, "TimeOfDay": isapi_time(period.start)},
+        "ScheduleActionEndTime": {"DayOfWeek": day, "TimeOfDay": isapi_time(period.end)},
         "ScheduleDSTEnable": False,
         "Description": "nothing",
         "Actions": {
@@ -149,10 +149,6 @@ def _action_doc(number: int, period: RecordPeriod) -> dict[str, Any]:
             "ActionRecordingMode": MODE_NAMES[period.mode],
         },
     }
-
-
-def _in_week_order(periods: list[RecordPeriod]) -> list[RecordPeriod]:
-    return sorted(periods, key=lambda p: (WEEKDAYS.index(p.day), minutes(p.start)))
 
 
 def _rtsp_authority(request: web.Request, port: int) -> str:
@@ -183,7 +179,7 @@ def _description(track: RecordTrack, config: Config) -> str:
 
 
 def _track_doc(request: web.Request, track: RecordTrack, config: Config) -> dict[str, Any]:
-    periods = _in_week_order(track.schedule)
+    periods = in_week_order(track.schedule)
     storage = config.storage
     return {
         "id": track.id,
@@ -236,12 +232,7 @@ def _day_time(doc: XmlIn, where: str) -> tuple[str, str]:
     day = day_name.lower()
     if day not in WEEKDAYS:
         raise bad_parameters(f"{where}/DayOfWeek {day_name[:16]!r} is not a day of the week")
-    match = _TIME_OF_DAY.fullmatch(text)
-    if match is None:
-        raise bad_parameters(f"{where}/TimeOfDay {text[:16]!r} is not hh:mm:ss")
-    if match[3] not in (None, "00"):
-        raise bad_parameters(f"{where}/TimeOfDay {text}: periods start and end on the minute")
-    return day, f"{match[1]}:{match[2]}"
+    return day, time_of_day(text, f"{where}/TimeOfDay")
 
 
 def _parse_actions(doc: XmlIn, where: str) -> tuple[bool, str]:
@@ -278,11 +269,7 @@ def _parse_action(doc: XmlIn) -> RecordPeriod | None:
         end_time = "24:00"
     if not record:
         return None
-    fields = {"day": day, "start": start_time, "end": end_time, "mode": mode}
-    try:
-        return from_dict(RecordPeriod, fields)
-    except ConfigError as exc:
-        raise bad_parameters(f"{where}: {exc}") from None
+    return period(RecordPeriod, where, day=day, start=start_time, end=end_time, mode=mode)
 
 
 def _parse_schedule(doc: XmlIn) -> list[RecordPeriod]:
@@ -294,16 +281,12 @@ def _parse_schedule(doc: XmlIn) -> list[RecordPeriod]:
     for block in blocks.children("ScheduleBlock", limit=1):
         block.ignore("ScheduleBlockGUID", "ScheduleBlockType")
         for action in block.children("ScheduleAction", limit=MAX_ACTIONS):
-            period = _parse_action(action)
-            if period is not None:
-                periods.append(period)
+            recorded = _parse_action(action)
+            if recorded is not None:
+                periods.append(recorded)
         block.finish()
     blocks.finish()
-    try:
-        check_week(periods)
-    except ValueError as exc:
-        raise bad_parameters(f"<TrackSchedule>: {exc}") from None
-    return periods
+    return checked_week(periods, "<TrackSchedule>")
 
 
 def _parse_extension(doc: XmlIn, changes: dict[str, Any]) -> bool | None:
