@@ -239,6 +239,7 @@ class FtpSettings:
     protocol: str = setting("FTP", choices=("FTP", "FTPS"))
     host: str = setting("", max_len=128, pattern=HOST)
     port: int = setting(21, min=1, max=65535)
+    verify_certificate: bool = True  # FTPS
     anonymous: bool = False
     user: str = setting("", max_len=64, pattern=r"[^<>&\"\x00-\x1f\x7f]*")
     directory: str = setting("", max_len=128, pattern=PATH_TEXT)
