@@ -2,7 +2,8 @@
 
 The Linux driver reads the kernel's state with `ip -j` and changes it with iproute2 and a DHCP
 client; it can work inside a network namespace (`netns`), which is how it is tested. The
-simulated driver only records what it was asked for, so `--board sim` never touches the host.
+simulated driver only records what it was asked for, so `--board sim` never touches the host;
+its cables can be pulled through the sim control socket (`link_control`), for `nicbroken`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -89,6 +91,7 @@ class SimNetwork:
         self._path = path
         self._mac = mac
         self._settings: dict[str, NetworkInterface] = {}
+        self._unplugged: set[str] = set()  # cables pulled; not saved: a reboot plugs them back
         try:
             saved = json.loads(path.read_text(encoding="utf-8"))
             self._settings = {n: from_dict(NetworkInterface, raw) for n, raw in saved.items()}
@@ -110,7 +113,7 @@ class SimNetwork:
                 ipv4_gateway=SIM_LEASE["ipv4_gateway"],
                 dns=list(SIM_LEASE["dns"]),
                 mtu=settings.mtu,
-                link_up=True,
+                link_up=name not in self._unplugged,
             )
         return InterfaceState(
             name=name,
@@ -121,8 +124,32 @@ class SimNetwork:
             ipv4_gateway=settings.ipv4_gateway,
             dns=_static_dns(settings),
             mtu=settings.mtu,
-            link_up=True,
+            link_up=name not in self._unplugged,
         )
+
+    def set_link(self, name: str, up: bool) -> None:
+        """Plug (`up`) or pull the simulated cable of interface `name`."""
+        if up == (name not in self._unplugged):
+            return
+        if up:
+            self._unplugged.discard(name)
+        else:
+            self._unplugged.add(name)
+        log.info("simulated interface %s: link %s", name, "up" if up else "down")
+
+    def link_control(self, interfaces: Sequence[str]) -> Callable[[Any], None]:
+        """The sim control handler for part "link": `{"interface": "eth0", "up": false}`."""
+
+        def handle(value: Any) -> None:
+            if not isinstance(value, dict) or set(value) != {"interface", "up"}:
+                raise ValueError('"link" takes {"interface": <name>, "up": true|false}')
+            if value["interface"] not in interfaces:
+                raise ValueError(f"the board has no interface {value['interface']!r}")
+            if not isinstance(value["up"], bool):
+                raise ValueError('"up" is true or false')
+            self.set_link(value["interface"], value["up"])
+
+        return handle
 
     async def apply(self, name: str, settings: NetworkInterface) -> None:
         updated = {**self._settings, name: settings}
@@ -160,6 +187,7 @@ class LinuxNetwork:
         resolv_conf: Path | None = None,
         run_dir: Path = DEFAULT_RUN_DIR,
     ) -> None:
+        self.netns = netns
         self._prefix = ["ip", "netns", "exec", netns] if netns else []
         if resolv_conf is None:
             # `ip netns exec` bind-mounts /etc/netns/NAME/resolv.conf over /etc/resolv.conf.
