@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
@@ -61,6 +62,13 @@ async def config_change(request: web.Request, change: Callable[[Config], Config]
         return await context(request).store.update(change)
     except ConfigError as exc:
         raise bad_parameters(str(exc)) from None
+
+
+def refused(exc: ConfigError, elements: Mapping[str, str], whole: str) -> IsapiError:
+    """A value the model refused, as a badParameters naming the element the client sent:
+    `elements` maps the first field of the error's path to it, `whole` is for the rest."""
+    field = re.split(r"[.\[]", exc.path, maxsplit=1)[0]
+    return bad_parameters(f"<{elements.get(field, whole)}>: {exc.message}")
 
 
 class _HasId(Protocol):

@@ -53,13 +53,20 @@ from aiohttp import web
 from vigil.api.auth import requires
 from vigil.api.context import context
 from vigil.api.errors import (
-    IsapiError,
     bad_parameters,
     bad_xml_content,
     invalid_operation,
     not_found,
 )
-from vigil.api.io import by_url_id, config_change, ok, read_body, read_xml, xml_response
+from vigil.api.io import (
+    by_url_id,
+    config_change,
+    ok,
+    read_body,
+    read_xml,
+    refused,
+    xml_response,
+)
 from vigil.api.weekly_xml import checked_week, in_week_order, isapi_time, period, time_of_day
 from vigil.api.xml import XmlIn, render
 from vigil.config.model import Config, RecordPeriod, RecordTrack, StorageSettings
@@ -120,11 +127,6 @@ class TrackChange:
     track: RecordTrack
     overwrite: bool
     expiry_days: int
-
-
-def _refused(exc: ConfigError) -> IsapiError:
-    field = re.split(r"[.\[]", exc.path, maxsplit=1)[0]
-    return bad_parameters(f"<{ELEMENTS.get(field, 'Track')}>: {exc.message}")
 
 
 def guid(request: web.Request, kind: str, track_id: int) -> str:
@@ -365,7 +367,7 @@ def _checked(
         track = checked_replace(current, **changes)
         checked_replace(storage, overwrite=overwrite, expiry_days=expiry_days)
     except ConfigError as exc:
-        raise _refused(exc) from None
+        raise refused(exc, ELEMENTS, "Track") from None
     return TrackChange(track, bool(overwrite), expiry_days)
 
 
