@@ -41,7 +41,9 @@ class DeviceExceptions:
         self.bus.publish(kind, 0, self._cards[kind] > 0, {"storage": details})
 
     def address_locked(self, address: str, minutes: int) -> None:
-        """The login lock shut `address` out for `minutes`: an illegal access attempt."""
+        """The login lock shut `address` out for `minutes`: an illegal access attempt.
+
+        Called on the event loop (the lock is taken in the HTTP, RTSP and SADP handlers)."""
         self.bus.pulse("illaccess", 0, {"ipAddress": address})
 
 

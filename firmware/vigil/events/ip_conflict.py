@@ -140,7 +140,9 @@ class IpConflictMonitor:
             self._probe_failing = True
             return
         self._probe_failing = False
-        if _address(watch.state) == address:  # not changed while the probe ran
+        # A result counts only if nothing changed while the probe ran (a link lost meanwhile
+        # makes a clean probe meaningless).
+        if _probeable(watch.state) and _address(watch.state) == address:
             self._settle(name, watch, claimed_by, address)
 
     def _settle(self, name: str, watch: _Watch, claimed_by: str | None, address: str) -> None:

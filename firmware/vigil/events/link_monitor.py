@@ -78,7 +78,7 @@ class KernelFeed:
                 *self._argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,  # a line or two, read once it has ended
             )
         except OSError as exc:
             raise NetworkError(f"ip monitor: {exc}") from exc
@@ -95,7 +95,9 @@ class KernelFeed:
                 line = await asyncio.wait_for(stdout.readline(), BURST_S)
             except TimeoutError:
                 return
-        raise NetworkError(f"ip monitor ended (exit status {await self._proc.wait()})")
+        assert self._proc.stderr is not None
+        why = (await self._proc.stderr.read()).decode(errors="replace").strip()
+        raise NetworkError(f"ip monitor ended: {why or f'exit status {await self._proc.wait()}'}")
 
     async def close(self) -> None:
         proc, self._proc = self._proc, None
