@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from tests import loop_card
+from tests.event_recorder import Recorder, wait_for
 from tests.integration.sadp_netns import CAM_IF, CAM_IP, CLIENT_IF, CLIENT_IP, NetnsPair, netns_pair
 from tests.integration.test_network_driver import ip
-from tests.unit.test_exception_events import Recorder, wait_for
 from vigil.board.description import BoardStorage
 from vigil.board.network import LinuxNetwork, NetworkError
 from vigil.config.model import NetworkInterface, StorageSettings

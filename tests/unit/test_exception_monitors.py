@@ -8,42 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from tests.event_recorder import HOLD_OFF_S, Recorder, wait_for
 from vigil.board.network import InterfaceState, NetworkError, SimNetwork
 from vigil.board.simcontrol import SimControl, send
-from vigil.events.bus import Event, EventBus
 from vigil.events.exceptions import DeviceExceptions, NetworkExceptions
 from vigil.events.ip_conflict import IpConflictMonitor
 from vigil.events.link_monitor import LinkMonitor, PollFeed
 
-HOLD_OFF_S = 0.02
 MAC = "02:11:22:33:44:55"
 OTHER_MAC = "c2:58:70:3e:43:29"
-
-
-class Recorder:
-    """A bus with a short hold-off, and every event it emitted."""
-
-    def __init__(self) -> None:
-        self.bus = EventBus(lambda: datetime.now(UTC), hold_off_s=HOLD_OFF_S)
-        self.events: list[Event] = []
-        self.bus.subscribe(self.events.append)
-
-    def seen(self, type: str) -> list[tuple[bool, dict[str, str]]]:
-        return [(e.active, dict(e.details)) for e in self.events if e.type == type]
-
-
-async def wait_for(check: Callable[[], object], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.01)
 
 
 # -- diskfull / diskerror / illaccess ------------------------------------------------------------
