@@ -12,7 +12,7 @@ from vigil.api.context import context
 from vigil.api.errors import IsapiError, bad_parameters, not_found
 from vigil.api.xml import XmlIn, parse, render, response_status
 from vigil.config.model import Config
-from vigil.config.schema import ConfigError
+from vigil.config.schema import ConfigError, checked_replace
 
 XML_BODY_LIMIT = 64 * 1024
 # Content types a PUT/POST may carry. No type (hikvisionapi) and curl's default form type are
@@ -69,6 +69,17 @@ def refused(exc: ConfigError, elements: Mapping[str, str], whole: str) -> IsapiE
     `elements` maps the first field of the error's path to it, `whole` is for the rest."""
     field = re.split(r"[.\[]", exc.path, maxsplit=1)[0]
     return bad_parameters(f"<{elements.get(field, whole)}>: {exc.message}")
+
+
+Setting = TypeVar("Setting")
+
+
+def checked(current: Setting, elements: Mapping[str, str], whole: str, **changes: Any) -> Setting:
+    """`current` with `changes`, validated; a refused value is `refused(...)`."""
+    try:
+        return checked_replace(current, **changes)
+    except ConfigError as exc:
+        raise refused(exc, elements, whole) from None
 
 
 class _HasId(Protocol):

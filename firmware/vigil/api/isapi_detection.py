@@ -50,13 +50,13 @@ import re
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
 
 from vigil.api.context import context
 from vigil.api.errors import bad_parameters, bad_xml_content, not_found
-from vigil.api.io import config_change, ok, read_xml, refused, xml_response
+from vigil.api.io import checked, config_change, ok, read_xml, xml_response
 from vigil.api.weekly_xml import isapi_time, time_of_day
 from vigil.api.xml import XmlIn, render
 from vigil.config.events import (
@@ -71,11 +71,10 @@ from vigil.config.events import (
     VideoLossSettings,
 )
 from vigil.config.model import Config
-from vigil.config.schema import ConfigError, checked_replace, validate
+from vigil.config.schema import validate
 
 routes = web.RouteTableDef()
 
-T = TypeVar("T")
 Point = tuple[int, int]
 
 CHANNEL = "/ISAPI/System/Video/inputs/channels/{ch}"
@@ -154,13 +153,6 @@ def points_area(points: Sequence[Point]) -> Area:
 
 
 # -- shared pieces -----------------------------------------------------------------------------
-def _checked(current: T, elements: Mapping[str, str], whole: str, **changes: Any) -> T:
-    try:
-        return checked_replace(current, **changes)
-    except ConfigError as exc:
-        raise refused(exc, elements, whole) from None
-
-
 def _scalars(doc: XmlIn, cls: type, elements: Mapping[str, str]) -> dict[str, Any]:
     """The flat `bool`/`int` settings of `cls` that `doc` sends (by `elements`' tags)."""
     hints = typing.get_type_hints(cls)
@@ -290,7 +282,7 @@ def _parse_region(doc: XmlIn, current: Sequence[MotionArea]) -> MotionArea | Non
     elif base is None:
         raise bad_xml_content(f"{where} needs a <RegionCoordinatesList>")
     elements = {field: f"{where}/{tag}" for field, tag in REGION_ELEMENTS.items()}
-    return _checked(base or MotionArea(), elements, where, id=region_id, **levels)
+    return checked(base or MotionArea(), elements, where, id=region_id, **levels)
 
 
 def _parse_regions(doc: XmlIn, current: Sequence[MotionArea]) -> list[MotionArea]:
@@ -352,7 +344,7 @@ def parse_motion(doc: XmlIn, current: MotionSettings) -> MotionSettings:
         changes |= _parse_switch(switch)
     doc.ignore(*ECHOED)
     doc.finish()
-    return _checked(current, MOTION_ELEMENTS, "MotionDetection", **changes)
+    return checked(current, MOTION_ELEMENTS, "MotionDetection", **changes)
 
 
 def parse_grid_layout(doc: XmlIn, current: MotionSettings) -> MotionSettings:
@@ -361,7 +353,7 @@ def parse_grid_layout(doc: XmlIn, current: MotionSettings) -> MotionSettings:
     if inner is not None:
         doc.finish()
         doc = inner
-    return _checked(current, MOTION_ELEMENTS, "MotionDetectionGridLayout", **parse_layout(doc))
+    return checked(current, MOTION_ELEMENTS, "MotionDetectionGridLayout", **parse_layout(doc))
 
 
 def _motion_capabilities(motion: MotionSettings) -> dict[str, Any]:
@@ -421,13 +413,13 @@ def parse_tamper(doc: XmlIn, current: TamperSettings) -> TamperSettings:
             raise bad_parameters(f"<TamperDetectionRegionList>: one area, not {len(found)}")
         for region in found:
             changes |= _parse_tamper_region(region)
-    return _checked(current, TAMPER_ELEMENTS, "TamperDetection", **changes)
+    return checked(current, TAMPER_ELEMENTS, "TamperDetection", **changes)
 
 
 def parse_video_loss(doc: XmlIn, current: VideoLossSettings) -> VideoLossSettings:
     changes = _scalars(doc, VideoLossSettings, VIDEO_LOSS_ELEMENTS)
     doc.finish()
-    return _checked(current, VIDEO_LOSS_ELEMENTS, "VideoLoss", **changes)
+    return checked(current, VIDEO_LOSS_ELEMENTS, "VideoLoss", **changes)
 
 
 def video_loss_doc(video_loss: VideoLossSettings) -> dict[str, Any]:
@@ -437,7 +429,7 @@ def video_loss_doc(video_loss: VideoLossSettings) -> dict[str, Any]:
 def parse_sensitivity(doc: XmlIn, current: SensitivitySettings) -> SensitivitySettings:
     changes = _scalars(doc, SensitivitySettings, SENSITIVITY_ELEMENTS)
     doc.finish()
-    return _checked(current, SENSITIVITY_ELEMENTS, doc.name, **changes)
+    return checked(current, SENSITIVITY_ELEMENTS, doc.name, **changes)
 
 
 def sensitivity_doc(settings: SensitivitySettings) -> dict[str, Any]:
