@@ -16,15 +16,18 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 
 from vigil.api.app import build_app
-from vigil.api.context import ApiContext, SystemControl
+from vigil.api.context import ApiContext, EventsControl, SystemControl
 from vigil.api.server import HttpService
-from vigil.board.clock import make_clock
+from vigil.board.clock import make_clock, parse_time_zone
 from vigil.board.description import BoardDescription, BoardError, load_board
 from vigil.board.network import make_network
+from vigil.board.simcontrol import SimControl
 from vigil.config.events import (
     AlarmInput,
     AlarmIOSettings,
@@ -43,6 +46,10 @@ from vigil.config.store import ConfigStore
 from vigil.discovery.mdns import MdnsAdvertiser
 from vigil.discovery.sadp import SadpResponder
 from vigil.discovery.sadp_device import SadpDeviceAdapter
+from vigil.events.alerts import AlertDevice, AlertHub
+from vigil.events.bus import EventBus
+from vigil.events.linkage import Action, ActionRunner
+from vigil.events.rules import LinkageHooks, Rules
 from vigil.media.rtsp.auth import LIVE_PERMISSION, AccountsRtspAuth, RtspDigest
 from vigil.media.rtsp.playback import PLAYBACK_PERMISSION
 from vigil.media.rtsp.playback_session import PlaybackCardUser
@@ -66,6 +73,7 @@ from vigil.system.timesync import NtpSync
 log = logging.getLogger("vigild")
 REALM = "Vigil"
 REBOOT_DELAY_S = 0.5  # lets the HTTP answer leave before the listeners close
+ADDRESS_TTL_S = 10.0
 
 
 def board_defaults(board: BoardDescription) -> Config:
@@ -106,6 +114,7 @@ class Vigil:
         self.stopped = asyncio.Event()
         self.reboot_requested = False
         self._stop_steps: list[Callable[[], Awaitable[None] | None]] = []
+        self._address, self._address_checked = "0.0.0.0", -ADDRESS_TTL_S
 
     # -- building ---------------------------------------------------------------------------
     def build(self, overrides: dict[str, int]) -> Config:
@@ -123,6 +132,7 @@ class Vigil:
         self.lockout = Lockout(config.security, self._record_lock)
         self.ipfilter = IpFilter(config.security.ip_filter)
         self.digest = DigestAuth(REALM, self._ha1)
+        self.bus = EventBus(self.clock.now)
         self.ntp = NtpSync(self.clock, lambda: self.store.current.time, self._record_ntp)
         return self._with_overrides(config, overrides)
 
@@ -138,6 +148,7 @@ class Vigil:
         return self.vault.ha1(user, algorithm) if self.accounts.user(user) else None
 
     def _record_lock(self, address: str, minutes: int) -> None:
+        self.bus.pulse("illaccess", 0, {"ipAddress": address})
         self.devicelog.record(
             "Exception",
             "illegalAccess",
@@ -146,7 +157,8 @@ class Vigil:
         )
 
     def _record_storage_event(self, kind: str, active: bool, details: str) -> None:
-        """diskerror / diskfull into the device log (the event bus will subscribe too)."""
+        """diskerror / diskfull: events of the device, and lines of its log."""
+        self.bus.publish(kind, 0, active)
         minor = {"diskerror": "diskError", "diskfull": "diskFull"}[kind]
         if active:
             self.devicelog.record("Exception", minor, details=details)
@@ -167,6 +179,7 @@ class Vigil:
         self.devicelog.record(
             "Information", "startDVR", details=f"Vigil {self.identity.firmware_version}"
         )
+        await self._start_events()
         await self._start_storage()
         await self._start_media()
         await self._start_recording()
@@ -234,6 +247,61 @@ class Vigil:
             time_zone=lambda: self.store.current.time.time_zone,
         )
 
+    async def _start_events(self) -> None:
+        """The bus and the rules that link events to actions, first: every service after them
+        may publish (a card that is full at start is an event too)."""
+        self.bus.bind(asyncio.get_running_loop())
+        self.alerts = AlertHub(self._alert_device)
+        self.sim_control = (
+            SimControl(self.data_dir / "sim.sock") if self.board.board.name == "sim" else None
+        )
+        actions: list[Action] = []
+        self.rules = Rules(
+            self.bus,
+            lambda: self.store.current.events,
+            self._local_now,
+            self.alerts,
+            ActionRunner(),
+            actions,
+            LinkageHooks(
+                record=lambda channel, kind, on: self.recording.trigger(channel, kind, on),
+                output=self._trigger_output,
+            ),
+        )
+        self._stop_steps.append(self.rules.stop)
+        self._stop_steps.append(self.bus.clear)
+        if self.sim_control is not None:
+            await self.sim_control.start()
+            self._stop_steps.append(self.sim_control.stop)
+
+    def _simulated(self) -> bool:
+        """Whether any hardware is the simulator's: then its control socket is served."""
+        board = self.board
+        drivers = (board.sensor.driver, board.alarm_io.driver, board.network.driver)
+        return "sim" in drivers
+
+    def _trigger_output(self, output_id: int) -> None:
+        log.warning("no alarm output %d to trigger", output_id)
+
+    def _local_now(self) -> datetime:
+        return self.clock.now().astimezone(parse_time_zone(self.store.current.time.time_zone))
+
+    def _alert_device(self) -> AlertDevice:
+        """What every alert says about the device; the address is looked up at most every 10 s."""
+        now = time.monotonic()
+        if now - self._address_checked > ADDRESS_TTL_S:
+            state = self.network.state(self.board.interface_name(1))
+            self._address = state.ipv4_address or "0.0.0.0"
+            self._address_checked = now
+        return AlertDevice(
+            ip_address=self._address,
+            port=self.store.current.ports.http,
+            protocol="HTTP",
+            mac_address=self.identity.mac,
+            time_zone=self.store.current.time.time_zone,
+            channel_name=self.store.current.device.name,
+        )
+
     def _recordings(self) -> tuple[Path, RecordingIndex] | None:
         """Where RTSP playback finds the footage: the recording service's, while it has a card."""
         root, index = self.recording.root, self.recording.index
@@ -261,6 +329,13 @@ class Vigil:
             media=self.media,
             storage=self.storage,
             recording=self.recording,
+            events=EventsControl(
+                bus=self.bus,
+                alerts=self.alerts,
+                alarm_io=None,  # type: ignore[arg-type]
+                notify=None,  # type: ignore[arg-type]
+                credentials=None,  # type: ignore[arg-type]
+            ),
         )
         self.http = HttpService(
             build_app(ctx),
@@ -271,6 +346,7 @@ class Vigil:
         )
         await self.http.start()
         self._stop_steps.append(self.http.stop)
+        self._stop_steps.append(self.alerts.close)  # before the listeners: streams end at once
 
     async def _check_ports(self, ports: object) -> None:
         assert isinstance(ports, PortSettings)

@@ -9,6 +9,8 @@ from aiohttp import web
 from vigil.api import (
     isapi_content,
     isapi_download,
+    isapi_events,
+    isapi_io,
     isapi_network,
     isapi_pictures,
     isapi_record,
@@ -35,6 +37,8 @@ ISAPI_MODULES = (
     isapi_search,
     isapi_download,
     isapi_pictures,
+    isapi_events,
+    isapi_io,
 )
 log = logging.getLogger(__name__)
 

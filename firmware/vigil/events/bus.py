@@ -57,7 +57,7 @@ class Event:
     active: bool
     at: datetime  # the device clock, timezone-aware
     id: int = 0  # increasing number of the bus's events
-    details: Mapping[str, str] = field(default=_NO_DETAILS)
+    details: Mapping[str, str] = field(default_factory=lambda: _NO_DETAILS)
 
     @property
     def key(self) -> tuple[str, int]:
