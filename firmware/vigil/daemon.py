@@ -252,9 +252,7 @@ class Vigil:
         may publish (a card that is full at start is an event too)."""
         self.bus.bind(asyncio.get_running_loop())
         self.alerts = AlertHub(self._alert_device)
-        self.sim_control = (
-            SimControl(self.data_dir / "sim.sock") if self.board.board.name == "sim" else None
-        )
+        self.sim_control = SimControl(self.data_dir / "sim.sock") if self._simulated() else None
         actions: list[Action] = []
         self.rules = Rules(
             self.bus,
