@@ -85,8 +85,9 @@ class Rig:
 
 @asynccontextmanager
 async def running(
-    inputs: list[AlarmInput] = INPUTS, outputs: list[AlarmOutput] = OUTPUTS
+    inputs: list[AlarmInput] = INPUTS, outputs: list[AlarmOutput] = OUTPUTS, linked: bool = False
 ) -> AsyncIterator[Rig]:
+    """AlarmIO started on mock pins; `linked`: every io alarm triggers relay 1, as a rule would."""
     factory = MockFactory()
     bus = EventBus(lambda: datetime.now(UTC), hold_off_s=0)
     clock = HoldClock()
@@ -95,6 +96,8 @@ async def running(
     rig = Rig(alarm, factory, clock, AlarmIOSettings(inputs=inputs, outputs=outputs))
     holder.append(rig)
     bus.subscribe(rig.events.append)
+    if linked:
+        bus.subscribe(lambda event: alarm.trigger(1) if event.active else None)
     await alarm.start()
     try:
         yield rig
@@ -145,6 +148,12 @@ async def test_normally_closed_input_alarms_while_its_contact_is_open() -> None:
         rig.pin("GPIO17").drive_low()
         await until(lambda: rig.io_events() == [(1, True), (1, False)])
         assert not rig.alarm.input_active(1)
+
+
+async def test_an_input_in_alarm_at_start_can_trigger_a_relay_at_once() -> None:
+    nc = [dataclasses.replace(INPUTS[0], normally="closed")]
+    async with running(inputs=nc, linked=True) as rig:
+        assert rig.io_events() == [(1, True)] and rig.alarm.output_active(1)
 
 
 async def test_a_bouncing_contact_makes_one_event_in_the_state_it_settles_in() -> None:

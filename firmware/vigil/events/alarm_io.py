@@ -91,10 +91,10 @@ class AlarmIO:
         if self._hold_timer is None:
             self._hold_timer = self._loop.call_later
         settings = self._settings()
+        for output in settings.outputs:  # first: an input in alarm at once may trigger them
+            self._open_output(output)
         for alarm_input in settings.inputs:
             self._open_input(alarm_input)
-        for output in settings.outputs:
-            self._open_output(output)
         log.info(
             "alarm I/O (%s): inputs %s, outputs %s", self.board.driver,
             sorted(self._inputs) or "none", sorted(self._outputs) or "none",
