@@ -8,6 +8,7 @@ from aiohttp import web
 
 from vigil.api import (
     isapi_content,
+    isapi_detection,
     isapi_download,
     isapi_events,
     isapi_io,
@@ -19,6 +20,7 @@ from vigil.api import (
     isapi_storage,
     isapi_streaming,
     isapi_system,
+    isapi_triggers,
 )
 from vigil.api.auth import Handler, auth_middleware, record_operation
 from vigil.api.context import CONTEXT, ApiContext
@@ -39,6 +41,8 @@ ISAPI_MODULES = (
     isapi_pictures,
     isapi_events,
     isapi_io,
+    isapi_detection,
+    isapi_triggers,
 )
 log = logging.getLogger(__name__)
 
