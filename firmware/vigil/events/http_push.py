@@ -9,7 +9,7 @@ What was chosen:
 - Both the activation and the end of an event are posted (`trigger.center`): the alarm
   server sees the end too. The body is the caller's `render(event)` (the
   EventNotificationAlert document), `Content-Type: application/xml`.
-- Authentication: none, basic (aiohttp.BasicAuth), or digest (aiohttp's
+- Authentication: none, basic (RFC 7617, UTF-8), or digest (aiohttp's
   DigestAuthMiddleware, RFC 7616: MD5 and SHA-256, qop=auth); the password is the stored
   credential `http_host.N`. HTTPS checks the server's certificate unless
   `verify_certificate` is off.
@@ -19,6 +19,7 @@ What was chosen:
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import Any
 
@@ -40,21 +41,25 @@ def host_url(host: HttpHost) -> str:
     return f"{scheme}://{address}:{host.port}{host.path}"
 
 
+def basic_authorization(user: str, password: str) -> str:
+    """RFC 7617, UTF-8 (aiohttp.BasicAuth is deprecated for this)."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
 async def post_alert(host: HttpHost, password: str, body: bytes, timeout_s: float) -> None:
     """POST `body` to `host` once; ActionFailed unless it answers 2xx in time."""
     url = host_url(host)
+    headers = {"Content-Type": CONTENT_TYPE}
     session_args: dict[str, Any] = {"timeout": aiohttp.ClientTimeout(total=timeout_s)}
     if host.auth == "digest":
         session_args["middlewares"] = (aiohttp.DigestAuthMiddleware(host.user, password),)
     elif host.auth == "basic":
-        session_args["auth"] = aiohttp.BasicAuth(host.user, password)
+        headers["Authorization"] = basic_authorization(host.user, password)
     verify = host.verify_certificate or host.protocol == "HTTP"
     try:
         async with (
             aiohttp.ClientSession(**session_args) as session,
-            session.post(
-                url, data=body, headers={"Content-Type": CONTENT_TYPE}, ssl=verify
-            ) as response,
+            session.post(url, data=body, headers=headers, ssl=verify) as response,
         ):
             if not 200 <= response.status < 300:
                 raise ActionFailed(f"{url}: HTTP {response.status} {response.reason or ''}")
