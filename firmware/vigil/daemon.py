@@ -26,6 +26,7 @@ from vigil.api.context import ApiContext, EventsControl, SystemControl
 from vigil.api.server import HttpService
 from vigil.board.clock import make_clock, parse_time_zone
 from vigil.board.description import BoardDescription, BoardError, load_board
+from vigil.board.gpio import make_pin_factory
 from vigil.board.network import make_network
 from vigil.board.simcontrol import SimControl
 from vigil.config.events import (
@@ -46,6 +47,7 @@ from vigil.config.store import ConfigStore
 from vigil.discovery.mdns import MdnsAdvertiser
 from vigil.discovery.sadp import SadpResponder
 from vigil.discovery.sadp_device import SadpDeviceAdapter
+from vigil.events.alarm_io import AlarmIO
 from vigil.events.alerts import AlertDevice, AlertHub
 from vigil.events.bus import EventBus
 from vigil.events.linkage import Action, ActionRunner
@@ -183,6 +185,7 @@ class Vigil:
         await self._start_storage()
         await self._start_media()
         await self._start_recording()
+        await self._start_alarm_io()
         await self._start_http()
         await self.ntp.start()
         self._stop_steps.append(self.ntp.stop)
@@ -278,8 +281,22 @@ class Vigil:
         drivers = (board.sensor.driver, board.alarm_io.driver, board.network.driver)
         return "sim" in drivers
 
+    async def _start_alarm_io(self) -> None:
+        """Alarm inputs and relays, once what their linkage drives (recording) is running."""
+        board = self.board.alarm_io
+        self.alarm_io = AlarmIO(
+            board, lambda: self.store.current.events.alarm_io, self.bus, make_pin_factory(board)
+        )
+        await self.alarm_io.start()
+        self._stop_steps.append(self.alarm_io.stop)
+        if self.sim_control is not None and board.driver == "sim":
+            self.sim_control.on("input", self.alarm_io.sim_input)
+
     def _trigger_output(self, output_id: int) -> None:
-        log.warning("no alarm output %d to trigger", output_id)
+        try:
+            self.alarm_io.trigger(output_id)
+        except LookupError:
+            log.warning("no alarm output %d to trigger", output_id)
 
     def _local_now(self) -> datetime:
         return self.clock.now().astimezone(parse_time_zone(self.store.current.time.time_zone))
@@ -330,7 +347,7 @@ class Vigil:
             events=EventsControl(
                 bus=self.bus,
                 alerts=self.alerts,
-                alarm_io=None,  # type: ignore[arg-type]
+                alarm_io=self.alarm_io,
                 notify=None,  # type: ignore[arg-type]
                 credentials=None,  # type: ignore[arg-type]
             ),
@@ -392,6 +409,7 @@ class Vigil:
     def _subscribe(self) -> None:
         store = self.store
         store.subscribe("ports", self.http.apply)
+        store.subscribe("events", self.alarm_io.apply)
         store.subscribe("ports", self.media.apply_ports)
         store.subscribe("streams", self.media.apply_streams)
         store.subscribe("storage", self.storage.apply)
