@@ -167,7 +167,8 @@ class LinkMonitor:
                 continue
             self.states[name] = state
             if _up(state) != (_up(old) if known else True):
-                log.warning("link of %s %s", name, "up" if _up(state) else "down")
+                level = logging.INFO if _up(state) else logging.WARNING
+                log.log(level, "link of %s %s", name, "up" if _up(state) else "down")
             for listener in list(self._listeners):
                 try:
                     listener(name, state)
