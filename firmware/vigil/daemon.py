@@ -27,7 +27,7 @@ from vigil.api.server import HttpService
 from vigil.board.clock import make_clock, parse_time_zone
 from vigil.board.description import BoardDescription, BoardError, load_board
 from vigil.board.gpio import make_pin_factory
-from vigil.board.network import make_network
+from vigil.board.network import SimNetwork, make_network
 from vigil.board.simcontrol import SimControl
 from vigil.config.events import (
     AlarmInput,
@@ -50,6 +50,7 @@ from vigil.discovery.sadp_device import SadpDeviceAdapter
 from vigil.events.alarm_io import AlarmIO
 from vigil.events.alerts import AlertDevice, AlertHub
 from vigil.events.bus import EventBus
+from vigil.events.exceptions import DeviceExceptions, NetworkExceptions
 from vigil.events.linkage import Action, ActionRunner
 from vigil.events.rules import LinkageHooks, Rules
 from vigil.media.rtsp.auth import LIVE_PERMISSION, AccountsRtspAuth, RtspDigest
@@ -135,6 +136,7 @@ class Vigil:
         self.ipfilter = IpFilter(config.security.ip_filter)
         self.digest = DigestAuth(REALM, self._ha1)
         self.bus = EventBus(self.clock.now)
+        self.exceptions = DeviceExceptions(self.bus)
         self.ntp = NtpSync(self.clock, lambda: self.store.current.time, self._record_ntp)
         return self._with_overrides(config, overrides)
 
@@ -150,7 +152,7 @@ class Vigil:
         return self.vault.ha1(user, algorithm) if self.accounts.user(user) else None
 
     def _record_lock(self, address: str, minutes: int) -> None:
-        self.bus.pulse("illaccess", 0, {"ipAddress": address})
+        self.exceptions.address_locked(address, minutes)
         self.devicelog.record(
             "Exception",
             "illegalAccess",
@@ -160,7 +162,7 @@ class Vigil:
 
     def _record_storage_event(self, kind: str, active: bool, details: str) -> None:
         """diskerror / diskfull: events of the device, and lines of its log."""
-        self.bus.publish(kind, 0, active)
+        self.exceptions.storage_event(kind, active, details)
         minor = {"diskerror": "diskError", "diskfull": "diskFull"}[kind]
         if active:
             self.devicelog.record("Exception", minor, details=details)
@@ -271,6 +273,12 @@ class Vigil:
         )
         self._stop_steps.append(self.rules.stop)
         self._stop_steps.append(self.bus.clear)
+        interfaces = self.board.network.interfaces
+        self.network_events = NetworkExceptions(self.network, interfaces, self.bus)
+        await self.network_events.start()
+        self._stop_steps.append(self.network_events.stop)
+        if self.sim_control is not None and isinstance(self.network, SimNetwork):
+            self.sim_control.on("link", self.network.link_control(interfaces))
         if self.sim_control is not None:
             await self.sim_control.start()
             self._stop_steps.append(self.sim_control.stop)

@@ -1,8 +1,10 @@
 """The device's exceptions from real parts: `nicbroken` and `ipconflict` on a real veth wire
 between two network namespaces (the camera's side read by the Linux network driver and the
 kernel's own link notifications, conflicts found by real `arping -D` probes answered by the
-other namespace's kernel), and `diskerror` from a real card on a loop device pulled while in
-use. Needs root (namespaces, loop devices) and iputils-arping."""
+other namespace's kernel), `diskerror` from a real card on a loop device pulled while in
+use, and on a running device the simulated cable pulled through its control socket, seen as
+`nicbroken` on the alertStream. Needs root (namespaces, loop devices) and iputils-arping.
+(The device-level `illaccess` is in test_alert_stream.py.)"""
 
 from __future__ import annotations
 
@@ -18,11 +20,14 @@ from pathlib import Path
 import pytest
 
 from tests import loop_card
+from tests.alerts import alert_stream, event
 from tests.event_recorder import Recorder, wait_for
 from tests.integration.sadp_netns import CAM_IF, CAM_IP, CLIENT_IF, CLIENT_IP, NetnsPair, netns_pair
 from tests.integration.test_network_driver import ip
+from tests.vigild import Vigild
 from vigil.board.description import BoardStorage
 from vigil.board.network import LinuxNetwork, NetworkError
+from vigil.board.simcontrol import send
 from vigil.config.model import NetworkInterface, StorageSettings
 from vigil.events.exceptions import DeviceExceptions, NetworkExceptions
 from vigil.events.ip_conflict import ArpingProbe
@@ -182,3 +187,17 @@ async def test_card_pulled_in_use_raises_diskerror_until_it_is_back(
         assert rec.seen("diskerror")[-1] == (False, {"storage": "card 1 is usable again"})
     finally:
         await manager.stop()
+
+
+# -- on the device ---------------------------------------------------------------------------------
+def test_sim_cable_pulled_is_alerted_as_nicbroken(device: Vigild) -> None:
+    control = device.data_dir / "sim.sock"
+    with alert_stream(device) as reader:
+        send(control, "link", {"interface": "eth0", "up": False})
+        alert = reader.wait_for(event("nicbroken"))
+        assert (alert["channelID"], alert["activePostCount"]) == ("0", "1")
+        assert alert["eventDescription"] == "Network disconnected (interface eth0)"
+        send(control, "link", {"interface": "eth0", "up": True})
+        reader.wait_for(event("nicbroken", "inactive"))
+    with pytest.raises(ValueError, match="no interface 'eth1'"):
+        send(control, "link", {"interface": "eth1", "up": False})
