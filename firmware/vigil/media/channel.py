@@ -9,6 +9,12 @@ Nothing queues without bound: the source keeps only the newest frames, so when e
 streams takes longer than a frame interval the frames in between are dropped and counted.
 The thread is supervised: a lost source is reopened with back-off (0.5 s doubling to 10 s)
 and an unexpected failure is logged and the loop restarted, so it never stops silently.
+
+Frame taps (`add_tap`) hand the luma of the sub stream's picture to analysis (the event
+detectors) at a bounded rate. The uncompressed picture is at hand here before the sub encoder,
+so a tap scales it in swscale and copies the Y plane instead of decoding the sub stream: the same
+picture, no decode cost. A tap is called in this thread and must return at once (it hands the
+array to a thread of its own); with no tap registered the capture loop does no extra work.
 """
 
 from __future__ import annotations
@@ -20,6 +26,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from av.video.reformatter import VideoReformatter
 
 from vigil.config.model import StreamSettings
 from vigil.media.encoder import VideoEncoder, snapshot_jpeg
@@ -32,6 +41,14 @@ BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 10.0
 HEALTHY_RUN_S = 30.0  # a loop that ran this long before failing starts its back-off afresh
 READ_TIMEOUT_MIN_S = 2.0  # a source silent for longer (or 3 frame intervals) is lost
+SUB_STREAM = 2  # stream id % 100 of the sub stream, whose size the taps' pictures have
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    # Called in the capture thread with the frame's capture time (time.monotonic()) and its
+    # luma at the sub stream's size, or None for a tap that asked for the times only.
+    TapCallback = Callable[[float, np.ndarray[Any, np.dtype[np.uint8]] | None], None]
 
 
 class SnapshotUnavailable(LookupError):
@@ -39,19 +56,15 @@ class SnapshotUnavailable(LookupError):
 
 
 @dataclass
-class _Stream:
-    """One stream's encoder, its frame schedule and its counters (worker thread only)."""
+class _Paced:
+    """A frame schedule at `interval` seconds (worker thread only)."""
 
-    settings: StreamSettings
-    encoder: VideoEncoder
     interval: float
     due: float | None = None
-    encoded: int = 0
     dropped: int = 0
-    last_encode_ms: float = 0.0
 
     def take(self, captured: CapturedFrame, source_interval: float) -> bool:
-        """Whether this frame is due for the stream; counts the slots that were dropped."""
+        """Whether this frame is due; counts the slots that were dropped."""
         t = captured.captured_at
         if self.due is None:
             self.due = t
@@ -68,6 +81,28 @@ class _Stream:
                 self.dropped += missed
         self.due += self.interval
         return True
+
+
+@dataclass(kw_only=True)
+class _Stream(_Paced):
+    """One stream's encoder, its frame schedule and its counters (worker thread only)."""
+
+    settings: StreamSettings
+    encoder: VideoEncoder
+    encoded: int = 0
+    last_encode_ms: float = 0.0
+
+
+@dataclass(kw_only=True, eq=False)
+class FrameTap(_Paced):
+    """A consumer of the channel's pictures at `interval` seconds at most.
+
+    `luma` may be switched at any time: False hands out the capture times only (no scaling,
+    no copy), for a consumer that just needs to know that frames arrive.
+    """
+
+    callback: TapCallback
+    luma: bool = True
 
 
 def _stats_of(stream: _Stream) -> dict[str, float | int | str]:
@@ -113,6 +148,9 @@ class VideoChannel:
         self._epoch = time.monotonic()  # pts 0 of every stream of this channel
         self._lost_since: float | None = None
         self._retry = BACKOFF_FIRST_S
+        self._taps: tuple[FrameTap, ...] = ()  # replaced whole: the worker iterates a snapshot
+        self._tap_size = (0, 0)  # the sub stream's size (worker thread only)
+        self._tap_scaler: VideoReformatter | None = None  # its own: see VideoEncoder
 
     # -- control (event loop) -----------------------------------------------------------------
     def configure(self, streams: list[StreamSettings]) -> None:
@@ -149,6 +187,17 @@ class VideoChannel:
         if latest is None:
             raise SnapshotUnavailable(f"channel {self.channel} has no picture")
         return await asyncio.to_thread(snapshot_jpeg, latest.frame, width, height, quality)
+
+    def add_tap(self, callback: TapCallback, max_fps: float, luma: bool = True) -> FrameTap:
+        """Call `callback` in the capture thread with at most `max_fps` pictures a second."""
+        tap = FrameTap(interval=1 / max_fps, callback=callback, luma=luma)
+        with self._lock:
+            self._taps = (*self._taps, tap)
+        return tap
+
+    def remove_tap(self, tap: FrameTap) -> None:
+        with self._lock:
+            self._taps = tuple(t for t in self._taps if t is not tap)
 
     @property
     def stats(self) -> dict[int, dict[str, float | int | str]]:
@@ -191,6 +240,8 @@ class VideoChannel:
                 self._lost(exc)
                 continue
             self._latest = captured
+            if self._taps:
+                self._feed_taps(captured)
             self._encode(captured)
 
     def _read_timeout(self) -> float:
@@ -209,6 +260,30 @@ class VideoChannel:
             self._stats[stream_id].update(_stats_of(stream))
             for unit in units:
                 self._hand_over(unit)
+
+    def _feed_taps(self, captured: CapturedFrame) -> None:
+        source_interval = 1 / (self._source.fps or 1)
+        luma = None
+        for tap in self._taps:
+            if not tap.take(captured, source_interval):
+                continue
+            if tap.luma and luma is None:
+                luma = self._luma(captured)
+            try:
+                tap.callback(captured.captured_at, luma if tap.luma else None)
+            except Exception:  # a consumer's failure must not stop capture and encoding
+                log.exception("channel %d: a frame tap failed; removing it", self.channel)
+                self.remove_tap(tap)
+
+    def _luma(self, captured: CapturedFrame) -> np.ndarray[Any, np.dtype[np.uint8]]:
+        """The Y plane at the sub stream's size: scaled in swscale, one copy owned by the taps."""
+        if self._tap_scaler is None:
+            self._tap_scaler = VideoReformatter()
+        width, height = self._tap_size
+        gray = self._tap_scaler.reformat(captured.frame, width, height, "gray")
+        # A view of the plane (with its line padding): a compact copy of its own, so the
+        # consumer holds neither the frame nor the captured picture itself.
+        return gray.to_ndarray().copy()
 
     def _hand_over(self, unit: AccessUnit) -> None:
         try:
@@ -246,7 +321,10 @@ class VideoChannel:
                 log.exception("channel %d: stream %d cannot be encoded", self.channel, stream_id)
                 self._streams.pop(stream_id, None)
                 continue
-            self._streams[stream_id] = _Stream(settings, encoder, interval=1 / settings.fps)
+            self._streams[stream_id] = _Stream(
+                settings=settings, encoder=encoder, interval=1 / settings.fps
+            )
+        self._tap_size = self._sub_size(pending)
         # A new dict, swapped in whole: the event loop may be reading the old one.
         self._stats = {stream_id: _stats_of(stream) for stream_id, stream in self._streams.items()}
         if self._streams and self._source_open and self._source_need() != self._source_request:
@@ -255,6 +333,12 @@ class VideoChannel:
                 self.channel, *self._source_need(),
             )  # fmt: skip
             self._close_source()
+
+    def _sub_size(self, streams: list[StreamSettings]) -> tuple[int, int]:
+        """The sub stream's size (enabled or not), else the smallest stream's."""
+        sub = [s for s in streams if s.id == self.channel * 100 + SUB_STREAM]
+        chosen = sub or sorted(streams, key=lambda s: s.width * s.height)
+        return (chosen[0].width, chosen[0].height) if chosen else (640, 360)
 
     def _source_need(self) -> tuple[int, int, int]:
         streams = [s.settings for s in self._streams.values()]
@@ -284,8 +368,8 @@ class VideoChannel:
             return False
         self._source_open = True
         self._source_request = need
-        for stream in self._streams.values():
-            stream.due = None  # a new capture clock
+        for paced in (*self._streams.values(), *self._taps):
+            paced.due = None  # a new capture clock
         if self._lost_since is not None:
             log.info(
                 "channel %d: source back after %.1f s (%dx%d@%d)",

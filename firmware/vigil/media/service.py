@@ -26,7 +26,7 @@ from vigil.media.rtp import make_packetizer
 from vigil.media.rtsp.auth import RtspAuth
 from vigil.media.rtsp.playback import Recordings
 from vigil.media.rtsp.server import RtspServer
-from vigil.media.source import make_source
+from vigil.media.source import SimSensor, make_source
 from vigil.record.index import RecordingIndex
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ class MediaService:
         self._playback_auth = playback_auth
         self.recordings: Recordings | None = None  # the daemon sets it when recording starts
         self.hubs: dict[int, StreamHub] = {}
+        self.source = make_source(board.sensor)
         self.channel: VideoChannel | None = None
         self.rtsp: RtspServer | None = None
 
@@ -60,7 +61,7 @@ class MediaService:
         self.hubs = {s.id: StreamHub(s.id, make_packetizer(s.codec)) for s in streams}
         self.channel = VideoChannel(
             LOCAL_CHANNEL,
-            make_source(self.board.sensor),
+            self.source,
             self._publish,
             asyncio.get_running_loop(),
             self.board.encoder.hardware_h264,
@@ -84,6 +85,13 @@ class MediaService:
             await self.rtsp.stop()
         if self.channel is not None:
             await self.channel.stop()
+
+    def set_scene(self, changes: object) -> None:
+        """What the simulated sensor sees (the simulated board's control part "scene"; keys in
+        `vigil.media.source`). ValueError for a bad request or a real sensor."""
+        if not isinstance(self.source, SimSensor):
+            raise ValueError("the sensor is not simulated")
+        self.source.set_scene(changes)
 
     def _recordings(self) -> tuple[Path, RecordingIndex] | None:
         return self.recordings() if self.recordings is not None else None

@@ -5,12 +5,34 @@ stay in C (FFmpeg; numpy views over the V4L2 mmap buffers, in `vigil.media.v4l2`
 walked in Python. Every source behaves like a sensor: frames arrive at the sensor's pace, and a
 reader that comes late gets the newest frame, with the number it missed
 (`CapturedFrame.skipped`), never a backlog.
+
+The simulated sensor shows FFmpeg's moving `testsrc2` pattern. What it sees can be changed
+while it runs (`SimSensor.set_scene`, the part "scene" of the simulated board's control socket),
+for the event detectors' tests. A request changes only the keys it names:
+
+    still    bool    the pattern frozen: nothing moves
+    box      [x, y, w, h] in thousandths of the picture (origin top left), or null: a bright
+                     box (a dark rim around it, so it shows on any background) a third of that
+                     rectangle's size that moves an eighth of its size each frame, bouncing
+                     inside the rectangle; null removes it
+    cover    bool    the view covered: a flat dark picture with a little sensor noise
+    blur     bool    the picture heavily defocused
+    shift    bool    the view moved: the frozen picture shifted by a third of its size
+    stopped  bool    the sensor delivers no frames (reads stall past their timeout, as a dead
+                     sensor's do); it delivers again when set back to false
+
+They combine in this order: the pattern (moving, still, or shifted), the box, the blur; a
+cover hides all of them. Unknown keys and bad values raise ValueError. Drawing (numpy, imported
+only then) costs nothing until a scene is set.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -63,12 +85,65 @@ def clamp_request(sensor: BoardSensor, width: int, height: int, fps: int) -> tup
 
 
 # -- the simulated sensor ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Scene:
+    """What the simulated sensor sees (the keys are described in the module docstring)."""
+
+    still: bool = False
+    box: tuple[int, int, int, int] | None = None
+    cover: bool = False
+    blur: bool = False
+    shift: bool = False
+    stopped: bool = False
+
+    @property
+    def drawn(self) -> bool:
+        """Whether the pattern is changed at all (stopped is no picture, not a drawing)."""
+        return self.still or self.box is not None or self.cover or self.blur or self.shift
+
+    def updated(self, changes: object) -> Scene:
+        """This scene with `changes` (a JSON object) applied; ValueError for a bad one."""
+        if not isinstance(changes, Mapping):
+            raise ValueError("a scene is an object of keys to change")
+        known = {f.name for f in dataclasses.fields(self)}
+        values: dict[str, Any] = {}
+        for key, value in changes.items():
+            if key not in known:
+                raise ValueError(f"no scene key {key!r} (known: {', '.join(sorted(known))})")
+            values[key] = _box(value) if key == "box" else _flag(key, value)
+        return dataclasses.replace(self, **values)
+
+
+def _flag(key: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"scene {key} is true or false, not {value!r}")
+    return value
+
+
+def _box(value: object) -> tuple[int, int, int, int] | None:
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list | tuple)
+        or len(value) != 4
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
+        raise ValueError(f"scene box is [x, y, w, h] in thousandths or null, not {value!r}")
+    x, y, w, h = value
+    if not (0 <= x <= 999 and 0 <= y <= 999 and w >= 1 and h >= 1):
+        raise ValueError(f"scene box {list(value)}: x, y in 0-999 and w, h from 1")
+    if x + w > 1000 or y + h > 1000:
+        raise ValueError(f"scene box {list(value)} reaches outside the picture")
+    return x, y, w, h
+
+
 class SimSensor:
     """`--board sim`: FFmpeg's moving `testsrc2` pattern, paced to real time like a sensor.
 
     The lavfi device makes frames as fast as they are read, so `read` sleeps until each frame's
     due time. A reader that falls behind gets the frame due now and the count it missed, as a
-    real sensor overwrites frames nobody collected.
+    real sensor overwrites frames nobody collected. `set_scene` (any thread) changes what the
+    pattern shows; the capture thread draws it.
     """
 
     def __init__(self, sensor: BoardSensor | None = None) -> None:
@@ -79,6 +154,24 @@ class SimSensor:
         self._fps = 0
         self._start = 0.0
         self._index = -1
+        self._scene = Scene()  # replaced whole by set_scene; read by the capture thread
+        self._delivering = threading.Event()  # clear while the scene says stopped
+        self._delivering.set()
+        self._painter: Any = None  # vigil.media.simscene.ScenePainter, made at the first scene
+
+    @property
+    def scene(self) -> Scene:
+        return self._scene
+
+    def set_scene(self, changes: object) -> None:
+        """Apply a scene request (see the module docstring); ValueError for a bad one."""
+        scene = self._scene.updated(changes)
+        self._scene = scene
+        if scene.stopped:
+            self._delivering.clear()
+        else:
+            self._delivering.set()
+        log.info("simulated sensor scene: %s", _describe(scene))
 
     def open(self, width: int, height: int, fps: int) -> None:
         self.close()
@@ -95,11 +188,19 @@ class SimSensor:
         self._fps = fps
         self._start = time.monotonic()
         self._index = -1
+        self._painter = None  # pictures kept for a scene are of the old size
         log.info("simulated sensor open: %dx%d@%d", width, height, fps)
 
     def read(self, timeout: float) -> CapturedFrame:
         if self._frames is None:
             raise SourceLost("the simulated sensor is not open")
+        if not self._delivering.is_set():
+            if not self._delivering.wait(timeout):
+                raise SourceLost(
+                    f"the simulated sensor is stopped: no frame within {timeout:.1f} s"
+                )
+            # Back within the wait: the pace goes on from now, with no frame counted as missed.
+            self._start = time.monotonic() - (self._index + 1) / self._fps
         index = self._index + 1
         newest = int((time.monotonic() - self._start) * self._fps)
         skipped = max(0, newest - index)
@@ -108,6 +209,9 @@ class SimSensor:
             frame = next(self._frames)  # made in C by FFmpeg
         except (StopIteration, av.error.FFmpegError) as exc:
             raise SourceLost(f"the test pattern stopped: {exc!r}") from exc
+        scene = self._scene
+        if scene.drawn or self._painter is not None:
+            frame = self._paint(frame, scene)
         due = self._start + index / self._fps
         wait = due - time.monotonic()
         if wait > timeout:
@@ -117,6 +221,18 @@ class SimSensor:
             time.sleep(wait)
         self._index = index
         return CapturedFrame(frame, due, skipped)
+
+    def _paint(self, frame: av.VideoFrame, scene: Scene) -> av.VideoFrame:
+        if not scene.drawn:
+            self._painter = None  # back to the plain pattern: forget the frozen pictures
+            return frame
+        if self._painter is None:
+            # Imported here: numpy is for drawing a scene, never needed by the plain pattern.
+            from vigil.media.simscene import ScenePainter
+
+            self._painter = ScenePainter(*self._size)
+        painted: av.VideoFrame = self._painter.paint(frame, scene)
+        return painted
 
     def close(self) -> None:
         if self._container is not None:
@@ -132,6 +248,15 @@ class SimSensor:
     @property
     def fps(self) -> int:
         return self._fps
+
+
+def _describe(scene: Scene) -> str:
+    changed = {
+        f.name: getattr(scene, f.name)
+        for f in dataclasses.fields(scene)
+        if getattr(scene, f.name) != f.default
+    }
+    return ", ".join(f"{k}={v}" for k, v in changed.items()) or "the plain pattern"
 
 
 def make_source(sensor: BoardSensor) -> FrameSource:
