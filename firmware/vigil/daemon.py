@@ -24,7 +24,7 @@ from pathlib import Path
 from vigil.api.app import build_app
 from vigil.api.context import ApiContext, EventsControl, SystemControl
 from vigil.api.server import HttpService
-from vigil.board.clock import make_clock, parse_time_zone
+from vigil.board.clock import local_iso, make_clock, parse_time_zone
 from vigil.board.description import BoardDescription, BoardError, load_board
 from vigil.board.gpio import make_pin_factory
 from vigil.board.network import SimNetwork, make_network
@@ -48,10 +48,14 @@ from vigil.discovery.mdns import MdnsAdvertiser
 from vigil.discovery.sadp import SadpResponder
 from vigil.discovery.sadp_device import SadpDeviceAdapter
 from vigil.events.alarm_io import AlarmIO
-from vigil.events.alerts import AlertDevice, AlertHub
-from vigil.events.bus import EventBus
+from vigil.events.alerts import AlertDevice, AlertHub, alert_xml
+from vigil.events.bus import Event, EventBus
 from vigil.events.exceptions import DeviceExceptions, NetworkExceptions
+from vigil.events.ftp_upload import FtpUploadAction
+from vigil.events.http_push import http_push_actions
 from vigil.events.linkage import Action, ActionRunner
+from vigil.events.mail import MailAction
+from vigil.events.notify import NotifyTester
 from vigil.events.rules import LinkageHooks, Rules
 from vigil.media.rtsp.auth import LIVE_PERMISSION, AccountsRtspAuth, RtspDigest
 from vigil.media.rtsp.playback import PLAYBACK_PERMISSION
@@ -62,6 +66,7 @@ from vigil.record.pictures import PictureTaker
 from vigil.record.service import RecordingService
 from vigil.record.storage import StorageManager
 from vigil.security.accounts import Accounts
+from vigil.security.credentials import Credentials
 from vigil.security.devicekey import DeviceKey
 from vigil.security.digest import DigestAuth
 from vigil.security.ipfilter import IpFilter
@@ -127,6 +132,8 @@ class Vigil:
         config = self.store.load()
         self.vault = PasswordVault(secrets / "passwords.json", REALM)
         self.vault.load()
+        self.credentials = Credentials(secrets / "credentials.json")
+        self.credentials.load()
         self.devicelog = DeviceLog(self.data_dir / "log.db", config.log.max_records)
         self.clock = make_clock(self.board.clock.driver, self.data_dir)
         self.network = make_network(self.board.network.driver, self.data_dir, self.identity.mac)
@@ -258,7 +265,7 @@ class Vigil:
         self.bus.bind(asyncio.get_running_loop())
         self.alerts = AlertHub(self._alert_device)
         self.sim_control = SimControl(self.data_dir / "sim.sock") if self._simulated() else None
-        actions: list[Action] = []
+        actions: list[Action] = self._notifications()
         self.rules = Rules(
             self.bus,
             lambda: self.store.current.events,
@@ -282,6 +289,40 @@ class Vigil:
         if self.sim_control is not None:
             await self.sim_control.start()
             self._stop_steps.append(self.sim_control.stop)
+
+    def _notifications(self) -> list[Action]:
+        """Mail, FTP and HTTP-host actions (read their settings at each event), and the tests."""
+        mail = MailAction(
+            lambda: self.store.current.events.mailing,
+            self.credentials,
+            self._event_snapshot,
+            lambda: self.store.current.device.name,
+            lambda at: local_iso(at, self.store.current.time.time_zone),
+        )
+        ftp = FtpUploadAction(
+            lambda: self.store.current.events.ftp,
+            self.credentials,
+            self._event_snapshot,
+            lambda: self.network.state(self.board.interface_name(1)).ipv4_address,
+            lambda: self.store.current.time.time_zone,
+        )
+
+        def render(event: Event) -> bytes:
+            return alert_xml(event, self._alert_device())
+
+        self.notify = NotifyTester(mail, ftp, render, self.clock.now)
+        hosts = http_push_actions(
+            lambda: self.store.current.events.http_hosts, self.credentials, render
+        )
+        return [mail, ftp, *hosts]
+
+    async def _event_snapshot(self, channel: int) -> bytes:
+        """A JPEG of `channel` for mail and FTP, at the picture settings' size and quality."""
+        picture = self.store.current.picture
+        stream = self.store.current.stream(channel * 100 + picture.stream % 100)
+        if stream is None:
+            raise LookupError(f"channel {channel} has no stream {picture.stream % 100:02d}")
+        return await self.media.snapshot(channel, stream.width, stream.height, picture.quality)
 
     def _simulated(self) -> bool:
         """Whether any hardware is the simulator's: then its control socket is served."""
@@ -356,8 +397,8 @@ class Vigil:
                 bus=self.bus,
                 alerts=self.alerts,
                 alarm_io=self.alarm_io,
-                notify=None,  # type: ignore[arg-type]
-                credentials=None,  # type: ignore[arg-type]
+                notify=self.notify,
+                credentials=self.credentials,
             ),
         )
         self.http = HttpService(
@@ -472,6 +513,7 @@ class Vigil:
         await self.store.replace(new)
         if mode == "full":
             self.vault.wipe()
+            self.credentials.wipe()
         log.warning("factory reset (%s); rebooting", mode)
         await self.request_reboot()
 

@@ -13,6 +13,7 @@ from vigil.api import (
     isapi_events,
     isapi_io,
     isapi_network,
+    isapi_notify,
     isapi_pictures,
     isapi_record,
     isapi_search,
@@ -43,6 +44,7 @@ ISAPI_MODULES = (
     isapi_io,
     isapi_detection,
     isapi_triggers,
+    isapi_notify,
 )
 log = logging.getLogger(__name__)
 

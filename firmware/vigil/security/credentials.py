@@ -28,6 +28,12 @@ NAME = re.compile(r"[a-z][a-z_]{0,31}(\.[1-9][0-9]{0,2})?", re.ASCII)
 MAX_LENGTH = 128  # longer than any account password a mail, FTP or alarm server takes
 
 
+def check_secret(value: str) -> None:
+    """ValueError unless `value` can be stored and sent (a password is one line)."""
+    if len(value) > MAX_LENGTH or any(c in value for c in "\x00\r\n"):
+        raise ValueError(f"a password has at most {MAX_LENGTH} characters and no line breaks")
+
+
 def http_host_name(host_id: int) -> str:
     """The credential name of HTTP host `host_id`."""
     return f"http_host.{host_id}"
@@ -64,8 +70,7 @@ class Credentials:
         """Store `value` under `name`; "" forgets it. ValueError for a bad name or value."""
         if not NAME.fullmatch(name):
             raise ValueError(f"{name!r} is not a credential name")
-        if len(value) > MAX_LENGTH or any(c in value for c in "\x00\r\n"):
-            raise ValueError(f"a password has at most {MAX_LENGTH} characters and no line breaks")
+        check_secret(value)
         with self._lock:
             entries = dict(self._entries)
             if value:
