@@ -4,6 +4,7 @@ and by requests with Digest; refused documents change nothing."""
 
 from __future__ import annotations
 
+import time
 import tomllib
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -13,7 +14,9 @@ import pytest
 import requests
 from hikvisionapi import Client
 
+from tests.integration.test_io_api import contact, io_state, wait_state
 from tests.vigild import ADMIN_PASSWORD, Vigild
+from vigil.events.bus import HOLD_OFF_S
 
 NS = "{http://www.hikvision.com/ver20/XMLSchema}"
 TRIGGERS = "/ISAPI/Event/triggers"
@@ -287,6 +290,40 @@ def test_unknown_triggers_and_schedules(camera: Vigild) -> None:
     ):
         reply = camera.get(path)
         assert (reply.status_code, refusal(reply)[1]) == (404, "notSupport"), path
+
+
+def relay_after_contact(camera: Vigild) -> str:
+    """Alarm input 1 closed for a second: the state relay 1 is in then. The relay is cleared
+    and the event left to end (the bus holds an inactive back for its hold-off)."""
+    contact(camera, 1, closed=True)
+    time.sleep(1)
+    state = io_state(camera, "output", 1) or ""
+    contact(camera, 1, closed=False)
+    clear = "<IOPortData><outputState>low</outputState></IOPortData>"
+    assert camera.put("/ISAPI/System/IO/outputs/1/trigger", clear).status_code == 200
+    wait_state(camera, "output", 1, "inactive")
+    time.sleep(HOLD_OFF_S + 0.5)
+    return state
+
+
+def test_changes_reach_the_rules_at_once(camera: Vigild) -> None:
+    """The rules read the triggers as they are now: arming, disarming and the linkage take
+    effect on the next event, without a restart."""
+    inputs_1 = f"{SCHEDULES}/inputs/1"
+    all_week = [block(day, "00:00:00", "24:00:00") for day in range(1, 8)]
+    put_ok(camera, inputs_1, schedule("IO_1", *all_week))
+    put_ok(camera, f"{TRIGGERS}/IO-1", trigger("IO-1", relay(1), head="<enabled>true</enabled>"))
+    assert relay_after_contact(camera) == "active"
+
+    put_ok(camera, inputs_1, schedule("IO_1"))  # disarmed
+    assert relay_after_contact(camera) == "inactive"
+    put_ok(camera, inputs_1, schedule("IO_1", *all_week))
+    assert relay_after_contact(camera) == "active"
+
+    put_ok(camera, f"{TRIGGERS}/IO-1", trigger("IO-1", note("center")))  # no relay any more
+    assert relay_after_contact(camera) == "inactive"
+    put_ok(camera, f"{TRIGGERS}/IO-1", trigger("IO-1", relay(1), head="<enabled>false</enabled>"))
+    assert relay_after_contact(camera) == "inactive"
 
 
 def test_rules_survive_a_restart(camera: Vigild) -> None:
