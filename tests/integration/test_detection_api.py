@@ -217,7 +217,7 @@ def test_tamper_video_loss_defocus_and_scene_change(camera: Vigild) -> None:
     put_ok(
         camera,
         TAMPER,
-        "<TamperDetection><enabled>true</enabled><TamperDetectionRegionList>"
+        "<TamperDetection><id>1</id><enabled>true</enabled><TamperDetectionRegionList>"
         "<TamperDetectionRegion><id>1</id><enabled>true</enabled>"
         f"<sensitivityLevel>65</sensitivityLevel>{corners(0, 500, 1000, 1000)}"
         "</TamperDetectionRegion></TamperDetectionRegionList></TamperDetection>",
@@ -471,6 +471,7 @@ BAD = [
         "badXmlContent",
         "true or false",
     ),
+    bad("motion of channel 2", MOTION, motion("<id>2</id>"), "badParameters", "<id>"),
     bad(
         "defocus of channel 2",
         DEFOCUS,

@@ -36,11 +36,12 @@ expert-mode `MotionDetectionSwitch`: `type` `off` or `schedule` (`auto` needs a 
 and is refused) and `Schedule/TimeRange` from `beginTime` (day starts) to `endTime` (night
 starts), on the minute.
 
-A PUT may leave elements out (they keep their values). `enableHighlight`, `samplingInterval`,
-`startTriggerTime` and `endTriggerTime`, which clients copy from Hikvision documents, are
-accepted and ignored: the detectors run at their own rate (≤ 5 fps). Anything else unknown is
-`badXmlContent`; a value out of range is `badParameters` naming the element; either way nothing
-is saved.
+A PUT may leave elements out (they keep their values); any of these documents may carry the
+channel as its `id` (PSIA's have one; another channel's is refused). `enableHighlight`,
+`samplingInterval`, `startTriggerTime` and `endTriggerTime`, which clients copy from Hikvision
+documents, are accepted and ignored: the detectors run at their own rate (≤ 5 fps). Anything
+else unknown is `badXmlContent`; a value out of range is `badParameters` naming the element;
+either way nothing is saved.
 """
 
 from __future__ import annotations
@@ -106,7 +107,11 @@ REGION_LEVELS = {
     "night_proportion": "nightDetectionThreshold",
 }
 REGION_ELEMENTS = {"id": "id", "area": "RegionCoordinatesList", **REGION_LEVELS}
-TAMPER_ELEMENTS = {"enabled": "enabled", "sensitivity": "sensitivityLevel"}
+TAMPER_ELEMENTS = {
+    "enabled": "enabled",
+    "sensitivity": "sensitivityLevel",
+    "area": "RegionCoordinatesList",
+}
 VIDEO_LOSS_ELEMENTS = {"enabled": "enabled", "timeout_s": "timeoutSeconds"}
 SENSITIVITY_ELEMENTS = {"enabled": "enabled", "sensitivity": "sensitivityLevel"}
 
@@ -122,7 +127,9 @@ def hex_to_grid(grid_map: str) -> list[str]:
     """Hikvision's gridMap -> the grid's rows; ValueError if it is not 18 rows of 3 bytes."""
     if GRID_MAP.fullmatch(grid_map) is None:
         digits = GRID_ROWS * GRID_ROW_DIGITS
-        raise ValueError(f"a grid map is {digits} hex digits (3 bytes for each of 18 rows)")
+        raise ValueError(
+            f"a grid map is {digits} hex digits (3 bytes for each of {GRID_ROWS} rows)"
+        )
     width = GRID_ROW_DIGITS * 4
     rows = (grid_map[i : i + GRID_ROW_DIGITS] for i in range(0, len(grid_map), GRID_ROW_DIGITS))
     return [f"{int(row, 16):0{width}b}"[:GRID_COLUMNS] for row in rows]
@@ -456,27 +463,28 @@ def _with_detection(config: Config, detection: ChannelDetection) -> Config:
 class Resource:
     """One detector's settings as a document: which part of a channel's `ChannelDetection` it
     is (`part`), its root element(s) (the first is the one sent), how it is shown and read, and
-    whether it carries the channel as its `id` (the Smart documents do)."""
+    whether it shows the channel as its `id` (the Smart documents do; every document may send
+    it, as PSIA's do)."""
 
     roots: tuple[str, ...]
     part: str
     show: Callable[[Any], dict[str, Any]]
     read: Callable[[XmlIn, Any], Any]
-    with_id: bool = False
+    shows_id: bool = False
 
 
 def _serve(path: str, resource: Resource) -> None:
     async def get(request: web.Request) -> web.Response:
         detection = _channel(request)
         content = resource.show(getattr(detection, resource.part))
-        if resource.with_id:
+        if resource.shows_id:
             content = {"id": detection.channel, **content}
         return xml_response(render(resource.roots[0], content))
 
     async def put(request: web.Request) -> web.Response:
         detection = _channel(request)
         doc = await read_xml(request, resource.roots)
-        if resource.with_id and doc.int("id", detection.channel) != detection.channel:
+        if doc.int("id", detection.channel) != detection.channel:
             raise bad_parameters(f"<id> is the channel, {detection.channel}")
         changed = resource.read(doc, getattr(detection, resource.part))
         new = dataclasses.replace(detection, **{resource.part: changed})
@@ -503,12 +511,12 @@ _serve(
 )
 _serve(
     "/ISAPI/Smart/DefocusDetection/{ch}",
-    Resource(("DefocusDetection",), "defocus", sensitivity_doc, parse_sensitivity, with_id=True),
+    Resource(("DefocusDetection",), "defocus", sensitivity_doc, parse_sensitivity, shows_id=True),
 )
 _serve(
     "/ISAPI/Smart/SceneChangeDetection/{ch}",
     Resource(
-        ("SceneChangeDetection",), "scene_change", sensitivity_doc, parse_sensitivity, with_id=True
+        ("SceneChangeDetection",), "scene_change", sensitivity_doc, parse_sensitivity, shows_id=True
     ),
 )
 
