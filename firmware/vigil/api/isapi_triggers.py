@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -430,15 +430,15 @@ async def put_trigger(request: web.Request) -> web.Response:
     return ok(request)
 
 
-def _schedule_list(triggers: list[EventTrigger], kinds: Mapping[str, Kind]) -> web.Response:
-    docs = [schedule_doc(t) for t in triggers if t.event in kinds]
+def _schedule_list(triggers: list[EventTrigger], events: Collection[str]) -> web.Response:
+    docs = [schedule_doc(t) for t in triggers if t.event in events]
     return xml_response(render("ScheduleList", {"Schedule": docs}))
 
 
 @routes.get("/ISAPI/Event/schedules")
 async def list_schedules(request: web.Request) -> web.Response:
-    armed = {kind.event: kind for kind in BY_COLLECTION.values()}
-    return _schedule_list(context(request).store.current.events.triggers, armed)
+    scheduled = {kind.event for kind in BY_COLLECTION.values()}
+    return _schedule_list(context(request).store.current.events.triggers, scheduled)
 
 
 @routes.get("/ISAPI/Event/schedules/{collection}")
@@ -447,7 +447,7 @@ async def list_collection(request: web.Request) -> web.Response:
     kind = BY_COLLECTION.get(collection.lower())
     if kind is None:
         raise not_found(f"no arming schedules {collection[:32]}")
-    return _schedule_list(context(request).store.current.events.triggers, {kind.event: kind})
+    return _schedule_list(context(request).store.current.events.triggers, {kind.event})
 
 
 @routes.get("/ISAPI/Event/schedules/{collection}/{id}")
