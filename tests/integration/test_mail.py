@@ -129,7 +129,7 @@ async def test_alarm_mail_over_starttls_with_auth_and_three_pictures(
     # Three snapshots of the event's channel, picture_interval_s (1 s) apart.
     assert [channel for channel, _ in camera.calls] == [1, 1, 1]
     gaps = [b - a for (_, a), (_, b) in zip(camera.calls, camera.calls[1:], strict=False)]
-    assert all(0.95 <= gap < 1.5 for gap in gaps), gaps
+    assert all(0.95 <= gap < 1.8 for gap in gaps), gaps
 
 
 # aiosmtpd cannot tell that an implicit-TLS session is encrypted, so AUTH is allowed by hand.
@@ -210,18 +210,19 @@ async def test_a_dead_server_gets_bounded_retries_and_delays_nothing_else(
     runner = ActionRunner(retry_delays_s=(0.2, 0.2), attempt_timeout_s=5)
     caplog.set_level(logging.INFO, logger="vigil.linkage")
     async with silent_server() as (dead_port, connections):
-        dead = mail_action(mail_settings(dead_port), credentials, camera, timeout_s=0.5)
+        dead_settings = mail_settings(dead_port, attach_pictures=False)
+        dead = mail_action(dead_settings, credentials, camera, timeout_s=2)
         dead.name = "email (dead server)"
         live = mail_action(mail_settings(starttls.port, attach_pictures=False), credentials, camera)
         started = time.monotonic()
         runner.start(dead, MOTION)
         runner.start(live, MOTION)
         while not starttls.deliveries:
-            assert time.monotonic() - started < 1.0, "the live server's mail was held up"
+            assert time.monotonic() - started < 1.5, "the live server's mail was held up"
             await asyncio.sleep(0.01)
-        assert len(connections) < 3  # the dead server was still being retried meanwhile
+        assert len(connections) == 1  # while the dead server's first attempt still waited
         while "failed after 3 attempts" not in caplog.text:
-            assert time.monotonic() - started < 10, caplog.text
+            assert time.monotonic() - started < 15, caplog.text
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)  # no fourth attempt comes
     assert len(connections) == 3
