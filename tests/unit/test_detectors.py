@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.event_recorder import Recorder, wait_for
 from vigil.config.events import (
     GRID_COLUMNS,
     GRID_ROWS,
@@ -36,7 +37,6 @@ from vigil.config.events import (
     TamperSettings,
     VideoLossSettings,
 )
-from vigil.events.bus import EventBus
 from vigil.events.defocus import DefocusDetector
 from vigil.events.detection import PIXEL_DETECTORS, ChannelDetectors
 from vigil.events.motion import MotionDetector, is_night
@@ -434,34 +434,27 @@ async def pushing(feed: PushFeed, pictures: Iterable[Luma]) -> None:
         await asyncio.sleep(STEP_S)
 
 
-async def until(condition: Any, timeout: float = 5.0) -> float:
-    begun = time.monotonic()
-    while not condition():
-        if time.monotonic() - begun > timeout:
-            raise TimeoutError("the condition did not come true")
-        await asyncio.sleep(0.02)
-    return time.monotonic() - begun
-
-
 @pytest.fixture
-async def bus() -> EventBus:
-    bus = EventBus(lambda: datetime.now(UTC), hold_off_s=0.2)
-    bus.bind(asyncio.get_running_loop())
-    return bus
+async def recorder() -> Recorder:
+    recorder = Recorder()
+    recorder.bus.bind(asyncio.get_running_loop())
+    return recorder
 
 
-async def test_the_thread_raises_and_ends_video_loss_on_its_own_timer(bus: EventBus) -> None:
+async def test_the_thread_raises_and_ends_video_loss_on_its_own_timer(recorder: Recorder) -> None:
     feed = PushFeed()
     settings = Settings(ChannelDetection(video_loss=VideoLossSettings(timeout_s=1)))
-    detectors = ChannelDetectors(1, feed, bus, settings, lambda: fixed_time(12))
+    detectors = ChannelDetectors(1, feed, recorder.bus, settings, lambda: fixed_time(12))
     detectors.start()
     try:
         await pushing(feed, repeat(textured(), 5))
-        assert not bus.is_active("videoloss", 1)
-        waited = await until(lambda: bus.is_active("videoloss", 1), timeout=3)
+        assert not recorder.bus.is_active("videoloss", 1)
+        silent_since = time.monotonic()
+        await wait_for(lambda: recorder.bus.is_active("videoloss", 1), timeout=3)
+        waited = time.monotonic() - silent_since
         assert 0.5 < waited < 1.6  # 1 s after the last picture, on the 0.25 s timer
         feed.push(textured())
-        await until(lambda: not bus.is_active("videoloss", 1), timeout=2)
+        await wait_for(lambda: not recorder.bus.is_active("videoloss", 1), timeout=2)
         # Nothing wanted the pixels: the tap handed out frame times only.
         assert feed.taps[0].luma is False and detectors.running == []
     finally:
@@ -469,29 +462,31 @@ async def test_the_thread_raises_and_ends_video_loss_on_its_own_timer(bus: Event
     assert feed.taps == []
 
 
-async def test_the_thread_follows_setting_changes_live(bus: EventBus) -> None:
+async def test_the_thread_follows_setting_changes_live(recorder: Recorder) -> None:
     feed, view = PushFeed(), textured()
     settings = Settings(ChannelDetection())
-    detectors = ChannelDetectors(1, feed, bus, settings, lambda: fixed_time(12))
+    detectors = ChannelDetectors(1, feed, recorder.bus, settings, lambda: fixed_time(12))
     detectors.start()
     try:
         await pushing(feed, moving_box(view, 100, 110, 150, 5))
-        assert not bus.is_active("vmd", 1) and feed.taps[0].luma is False
+        assert not recorder.bus.is_active("vmd", 1) and feed.taps[0].luma is False
         settings.set(grid_motion())
         await pushing(feed, moving_box(view, 100, 110, 150, 10))
-        assert bus.is_active("vmd", 1) and feed.taps[0].luma is True
+        assert recorder.bus.is_active("vmd", 1) and feed.taps[0].luma is True
         assert detectors.running == ["vmd"] and detectors.analysed > 0
         settings.set(grid_motion(sensitivity=0))  # off: its event ends at once
         feed.push(view)
-        await until(lambda: not bus.is_active("vmd", 1))
+        await wait_for(lambda: not recorder.bus.is_active("vmd", 1))
         assert detectors.running == [] and feed.taps[0].luma is False
     finally:
         await asyncio.to_thread(detectors.stop)
 
 
-async def test_a_busy_thread_drops_pictures_instead_of_queueing_them(bus: EventBus) -> None:
+async def test_a_busy_thread_drops_pictures_instead_of_queueing_them(recorder: Recorder) -> None:
     feed = PushFeed()
-    detectors = ChannelDetectors(1, feed, bus, Settings(grid_motion()), lambda: fixed_time(12))
+    detectors = ChannelDetectors(
+        1, feed, recorder.bus, Settings(grid_motion()), lambda: fixed_time(12)
+    )
     detectors.start()
     try:
         await pushing(feed, repeat(textured(), 2))
