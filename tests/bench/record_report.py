@@ -174,15 +174,15 @@ def render(setup: str, results: dict[int, list[SideRun]]) -> str:
     return "\n\n".join([setup, markdown(table(results)), "\n".join(context(results)), HOW.rstrip()])
 
 
-def write_section(path: Path, text: str) -> None:
+def write_section(path: Path, text: str, heading: str = SECTION) -> None:
     """Put the section into the results file, in place of an earlier one or at its end."""
     document = path.read_text() if path.exists() else "# Benchmark results (`make bench`)\n"
-    section = f"{SECTION}\n\n{text}\n"
-    start = document.find(SECTION)
+    section = f"{heading}\n\n{text}\n"
+    start = document.find(heading)
     if start < 0:
         document = document.rstrip("\n") + "\n\n" + section
     else:
-        end = document.find("\n## ", start + len(SECTION))
+        end = document.find("\n## ", start + len(heading))
         rest = "" if end < 0 else document[end:]
         document = document[:start] + section + rest
     path.write_text(document)
