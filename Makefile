@@ -55,7 +55,8 @@ clean:
 # `make bench` (not part of `make test`): Vigil's RTSP fan-out against gst-rtsp-server in the
 # same run (tests/bench/). The peer server runs on the system Python, which needs PyGObject and
 # gst-rtsp-server's typelib; the ffmpeg/GStreamer packages above come with `setup`. Then the
-# recording bench (tests/bench/bench_record.py), which needs root: loop devices, mkfs, mount.
+# recording bench (tests/bench/bench_record.py), which needs root: loop devices, mkfs, mount;
+# then the video detectors' CPU against FFmpeg's analysis filters (tests/bench/bench_detect.py).
 BENCH_APT_PACKAGES := gir1.2-gst-rtsp-server-1.0 python3-gi
 BENCH_APT_STAMP := $(VENV)/.apt-bench-installed
 
@@ -69,3 +70,4 @@ $(BENCH_APT_STAMP): Makefile
 bench: bench-setup
 	$(BIN)/python -m tests.bench
 	$(BIN)/python -m tests.bench.bench_record
+	$(BIN)/python -m tests.bench.bench_detect
