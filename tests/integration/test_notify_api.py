@@ -1,7 +1,8 @@
 """Mail, FTP and HTTP-host settings over ISAPI on a real vigild, with `hikvisionapi` and requests
 (Digest): documents round trip without passwords, passwords land in the 0600 credentials file,
 the "test" buttons reach real peers (aiosmtpd, pyftpdlib, an aiohttp alarm server) and name
-their refusals, bad documents change nothing; and an alarm input's event reaches all three."""
+their refusals, and bad documents change nothing. An alarm input's whole linkage (these three
+with the relay, recording and the alert stream) is test_alarm_linkage."""
 
 from __future__ import annotations
 
@@ -22,14 +23,10 @@ from tests.integration.notify_peers import (
     MAIL_USER,
     AlarmServer,
     ftp_server,
-    jpeg_size,
     mail_server,
-    wait_until,
 )
 from tests.integration.test_users import add_user
 from tests.vigild import ADMIN_PASSWORD, Vigild
-from vigil.board.simcontrol import send
-from vigil.record.pictures import NAME
 
 NS = "{http://www.hikvision.com/ver20/XMLSchema}"
 MAILING = "/ISAPI/System/Network/mailing"
@@ -340,42 +337,3 @@ def test_changes_and_tests_need_the_parameter_permission(device: Vigild) -> None
 
 
 # -- the whole chain -----------------------------------------------------------------------------
-def test_an_alarm_input_mails_uploads_and_posts(device: Vigild, tmp_path: Path) -> None:
-    alarm_server = AlarmServer("digest")
-    try:
-        with mail_server(tmp_path, "STARTTLS") as mail, ftp_server(tmp_path) as ftp:
-            accepted(device.put(MAILING, mailing_xml(mail.port)))
-            accepted(device.put(FTP, ftp_xml(ftp.port)))
-            accepted(device.put(f"{HOSTS}/1", host_xml(alarm_server.port)))
-            trigger = (
-                "<EventTrigger><id>IO-1</id><EventTriggerNotificationList>"
-                + "".join(
-                    f"<EventTriggerNotification><id>{m}</id><notificationMethod>{m}"
-                    "</notificationMethod></EventTriggerNotification>"
-                    for m in ("center", "email", "FTP")
-                )
-                + "</EventTriggerNotificationList></EventTrigger>"
-            )
-            accepted(device.put("/ISAPI/Event/triggers/IO-1", trigger))
-            send(device.data_dir / "sim.sock", "input", {"id": 1, "closed": True})
-            wait_until(lambda: mail.deliveries and ftp.received, 20, "the mail and the upload")
-            posts = alarm_server.wait_for_posts(1)
-            send(device.data_dir / "sim.sock", "input", {"id": 1, "closed": False})
-            posts = alarm_server.wait_for_posts(2, 15)
-    finally:
-        alarm_server.close()
-    (delivery,) = mail.deliveries
-    attachments = list(delivery.message.iter_attachments())
-    assert len(attachments) == 3
-    assert all(jpeg_size(a.get_content())[0] > 0 for a in attachments)
-    assert delivery.message["Subject"] == "Vigil Camera: IO alarm on alarm input 1"
-    (uploaded,) = ftp.received
-    named = NAME.fullmatch(uploaded.name)
-    assert named is not None and (named["channel"], named["event"]) == ("01", "ALARM")
-    assert uploaded.parent.parent == ftp.user_root / "alarms" / "lobby"
-    assert jpeg_size(uploaded.read_bytes())[0] > 0
-    alerts = [parse_alert(p.body) for p in posts]
-    assert [(a["eventType"], a["inputIOPortID"], a["eventState"]) for a in alerts] == [
-        ("io", "1", "active"),
-        ("io", "1", "inactive"),  # the alarm server sees the end too
-    ]
