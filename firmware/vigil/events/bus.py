@@ -47,6 +47,13 @@ DESCRIPTIONS: Mapping[str, str] = MappingProxyType(
 
 _NO_DETAILS: Mapping[str, str] = MappingProxyType({})
 
+# What recording and picture names call an event: motion and alarm; any other is its type.
+_KINDS: Mapping[str, str] = MappingProxyType({"vmd": "motion", "io": "alarm"})
+
+
+def kind_of(event_type: str) -> str:
+    return _KINDS.get(event_type, event_type)
+
 
 @dataclass(frozen=True)
 class Event:

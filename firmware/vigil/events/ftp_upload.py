@@ -25,18 +25,16 @@ import asyncio
 import contextlib
 import ftplib
 import io
-import ipaddress
 import logging
 import ssl
 from collections.abc import Callable
-from datetime import UTC, datetime, timezone
+from datetime import datetime
 
-from vigil.board.clock import parse_time_zone
 from vigil.config.events import EventTrigger, FtpSettings
 from vigil.events.bus import Event
 from vigil.events.linkage import ActionFailed
 from vigil.events.notify import EventPictures, Picture, Snapshot, event_channel, picture_event_type
-from vigil.record.pictures import NO_ADDRESS, picture_place
+from vigil.record.pictures import name_address, name_zone, picture_place
 from vigil.security.credentials import Credentials
 
 log = logging.getLogger(__name__)
@@ -120,20 +118,6 @@ def folders_for(settings: FtpSettings, day: str) -> list[str]:
     return [*folders, day] if settings.dated_folders else folders
 
 
-def _zone(time_zone: Callable[[], str]) -> timezone:
-    try:
-        return parse_time_zone(time_zone())
-    except ValueError:
-        return UTC
-
-
-def _address(device_ip: Callable[[], str]) -> str:
-    try:
-        return str(ipaddress.IPv4Address(device_ip()))
-    except Exception:  # no address yet: the name still works, as on the card
-        return NO_ADDRESS
-
-
 class FtpUploadAction:
     """The `ftp` linkage of a trigger (events.linkage.Action)."""
 
@@ -184,15 +168,15 @@ class FtpUploadAction:
             picture.channel,
             picture.taken_us,
             picture_event_type(event_type),
-            _address(self._device_ip),
-            _zone(self._time_zone),
+            name_address(self._device_ip),
+            name_zone(self._time_zone),
         )
 
     async def test(self, settings: FtpSettings, password: str, timeout_s: float) -> None:
         """Upload a small test file with these (perhaps unsaved) settings, then delete it."""
         if not settings.host:
             raise ActionFailed("FTP: no server is set")
-        now = datetime.now(_zone(self._time_zone))
+        now = datetime.now(name_zone(self._time_zone))
         name = f"vigil-test-{now:%Y%m%d%H%M%S}.txt"
         body = f"Vigil FTP test upload, {now.isoformat(timespec='seconds')}\n".encode()
         folders = folders_for(settings, f"{now:%Y-%m-%d}")

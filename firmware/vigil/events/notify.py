@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from vigil.config.events import VIDEO_EVENTS, FtpSettings, HttpHost, MailSettings
-from vigil.events.bus import Event
+from vigil.events.bus import Event, kind_of
 from vigil.events.http_push import post_alert
 from vigil.events.linkage import MAX_RUNNING, ActionFailed
 from vigil.record.pictures import event_type_for
@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 
 Snapshot = Callable[[int], Awaitable[bytes]]  # channel -> JPEG
 ALARM_INPUT_CHANNEL = 1
-PICTURE_EVENT_WORDS = {"vmd": "motion", "io": "alarm"}
 TEST_TIMEOUT_S = 8.0  # a test answers within a client's usual 10 s
 
 
@@ -54,7 +53,7 @@ def event_channel(event: Event) -> int | None:
 
 def picture_event_type(event_type: str) -> str:
     """The event word of a picture name (lower case; names show it upper case)."""
-    return PICTURE_EVENT_WORDS.get(event_type, event_type_for(event_type))
+    return event_type_for(kind_of(event_type))
 
 
 @dataclass(frozen=True)

@@ -30,13 +30,10 @@ from datetime import datetime
 from vigil.config.events import EXCEPTION_EVENTS, EventSettings, EventTrigger
 from vigil.config.weekly import period_at
 from vigil.events.alerts import AlertHub
-from vigil.events.bus import Event, EventBus
+from vigil.events.bus import Event, EventBus, kind_of
 from vigil.events.linkage import Action, ActionRunner
 
 log = logging.getLogger("vigil.rules")
-
-# What recording calls an event (record schedule modes "motion" and "alarm").
-RECORD_KINDS = {"vmd": "motion", "io": "alarm"}
 
 
 @dataclass
@@ -91,7 +88,7 @@ class Rules:
         for action in self.actions:
             if action.wanted(trigger, event):
                 self.runner.start(action, event)
-        kind = RECORD_KINDS.get(event.type, event.type)
+        kind = kind_of(event.type)
         for channel in trigger.record:
             self._spawn(self.hooks.record(channel, kind, event.active), "recording")
         if not event.active:

@@ -85,6 +85,22 @@ def event_type_for(kind: str) -> str:
     return cleaned if PICTURE_EVENT_TYPE.fullmatch(cleaned) else "event"
 
 
+def name_zone(time_zone: Callable[[], str]) -> timezone:
+    """The zone picture names and day folders are in: the device's, UTC if it is unreadable."""
+    try:
+        return parse_time_zone(time_zone())
+    except ValueError:
+        return UTC
+
+
+def name_address(device_ip: Callable[[], str]) -> str:
+    """The IPv4 address picture names start with, NO_ADDRESS while there is none."""
+    try:
+        return str(ipaddress.IPv4Address(device_ip()))
+    except Exception:  # no address yet, or the network driver failed: the name still works
+        return NO_ADDRESS
+
+
 def picture_place(
     channel: int, taken_us: int, event_type: str, ip: str, tz: timezone
 ) -> tuple[str, str]:
@@ -260,7 +276,7 @@ class PictureTaker:
             return
         if self._card is not card:
             return
-        tz = self._zone()
+        tz = name_zone(self._time_zone)
         job = asyncio.ensure_future(
             asyncio.to_thread(
                 self._store, card, channel, event_type, taken_us, jpeg, tz, quota_percent
@@ -277,18 +293,6 @@ class PictureTaker:
             self._report("card", f"pictures cannot be stored on the card: {exc!r}")
             return
         self._report(None, "pictures are stored again")
-
-    def _zone(self) -> timezone:
-        try:
-            return parse_time_zone(self._time_zone())
-        except ValueError:
-            return UTC
-
-    def _address(self) -> str:
-        try:
-            return str(ipaddress.IPv4Address(self._device_ip()))
-        except Exception:  # no address yet, or the network driver failed: the name still works
-            return NO_ADDRESS
 
     def _report(self, problem: str | None, message: str) -> None:
         """Log a failure when it starts or changes kind, and the recovery; nothing per picture."""
@@ -311,7 +315,7 @@ class PictureTaker:
         tz: timezone,
         quota_percent: int,
     ) -> None:
-        ip = self._address()
+        ip = name_address(self._device_ip)
         with self._io:
             while True:
                 folder, name = picture_place(channel, taken_us, event_type, ip, tz)
