@@ -1,10 +1,13 @@
-"""Video detection end to end in one process: SimSensor scene -> VideoChannel tap -> detectors
--> EventBus, all real (FFmpeg's pattern paced in real time, libx264 encoders in the channel's
-thread, the detection thread, the bus on the test's loop).
+"""Video detection end to end: in one process, and on the real daemon.
 
-The simulated sensor's scene is what a test sets through the control socket of a simulated
-board (`MediaService.set_scene`); here it is set on the sensor directly. Waits are generous:
-the host is a busy 2-core machine.
+In one process: SimSensor scene -> VideoChannel tap -> detectors -> EventBus, all real
+(FFmpeg's pattern paced in real time, libx264 encoders in the channel's thread, the detection
+thread, the bus on the test's loop); the scene is set on the sensor directly.
+
+On the real daemon: the detection settings go in over ISAPI, the scene through the simulated
+board's control socket (`sim.sock`, part "scene"), and the events come out of the
+alertStream as a surveillance center reads them. Waits are generous: the host is a busy
+2-core machine.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,8 +23,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.alerts import alert_stream, event
 from tests.event_recorder import Recorder, wait_for
+from tests.integration.test_detection_api import corners, put_ok, region, regions
+from tests.vigild import Vigild
 from vigil.board.description import BoardSensor
+from vigil.board.simcontrol import send
 from vigil.config.events import (
     Area,
     ChannelDetection,
@@ -220,3 +227,128 @@ def test_scene_requests_are_checked() -> None:
     sensor.set_scene({"box": [0, 0, 1000, 1000], "still": True})
     sensor.set_scene({"still": False})  # only the keys named change
     assert sensor.scene.box == (0, 0, 1000, 1000) and not sensor.scene.still
+
+
+# -- on the real daemon -----------------------------------------------------------------------
+# The detection settings go in over ISAPI; the scene through the simulated board's control
+# socket; the events come out of the alertStream, as a surveillance center reads them.
+MOTION_PATH = "/ISAPI/System/Video/inputs/channels/1/motionDetection"
+TAMPER_PATH = "/ISAPI/System/Video/inputs/channels/1/tamperDetection"
+# The motion area x 100-500, y 100-500 in thousandths from the top left, in Hikvision's
+# coordinates (origin bottom left): what INSIDE's box moves in.
+AREA_CORNERS = corners(100, 500, 500, 900)
+QUIET_S = 5.0  # watched for an event that must not come
+# A still picture for this long before a test: motion seen before it (the moving pattern, the
+# last test's scene) is absorbed (~1 s) and its event ended after the bus's 2 s hold-off, so
+# the test's own activation is a new event on the stream.
+SETTLE_S = 4.0
+
+
+def expert_over_isapi(sensitivity: int) -> str:
+    level = f"<sensitivityLevel>{sensitivity}</sensitivityLevel>"
+    return regions(region(1, AREA_CORNERS, level)).replace(
+        "<MotionDetectionRegionList>",
+        "<enabled>true</enabled><regionType>roi</regionType><MotionDetectionRegionList>",
+    )
+
+
+def on_channel_1(kind: str, state: str = "active") -> Callable[[dict[str, str]], bool]:
+    """An alert of channel 1 (the heartbeat is `videoloss` `inactive` on channel 0)."""
+    return lambda alert: event(kind, state)(alert) and alert["channelID"] == "1"
+
+
+@pytest.fixture(scope="module")
+def camera(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vigild]:
+    """One activated device for the daemon tests, motion (expert area) and tamper on."""
+    daemon = Vigild(data_dir=tmp_path_factory.mktemp("detection") / "device").start()
+    try:
+        daemon.activate()
+        put_ok(daemon, MOTION_PATH, expert_over_isapi(50))
+        tamper = (
+            "<TamperDetection><enabled>true</enabled><TamperDetectionRegionList>"
+            "<TamperDetectionRegion><id>1</id><enabled>true</enabled>"
+            f"<sensitivityLevel>50</sensitivityLevel>{corners(0, 0, 1000, 1000)}"
+            "</TamperDetectionRegion></TamperDetectionRegionList></TamperDetection>"
+        )
+        put_ok(daemon, TAMPER_PATH, tamper)
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+@pytest.fixture
+def scene(camera: Vigild) -> Iterator[Callable[..., None]]:
+    """Set the simulated sensor's scene; a still pattern to start, plain again after."""
+
+    def set_scene(**changes: Any) -> None:
+        send(camera.data_dir / "sim.sock", "scene", changes)
+
+    set_scene(still=True, box=None, cover=False, blur=False, shift=False, stopped=False)
+    time.sleep(SETTLE_S)
+    yield set_scene
+    set_scene(still=False, box=None, cover=False, blur=False, shift=False, stopped=False)
+
+
+def test_device_moving_box_inside_the_area_raises_vmd_and_inactive_after_it_stops(
+    camera: Vigild, scene: Callable[..., None]
+) -> None:
+    with alert_stream(camera) as alerts:
+        scene(box=INSIDE)
+        active = alerts.wait_for(on_channel_1("vmd"), timeout=10)
+        assert active["activePostCount"] == "1" and active["eventDescription"] == "Motion alarm"
+        scene(box=None)
+        alerts.wait_for(on_channel_1("vmd", "inactive"), timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("sensitivity", "box"), [(50, OUTSIDE), (0, INSIDE)], ids=["outside", "sensitivity 0"]
+)
+def test_device_no_vmd_outside_the_area_or_at_sensitivity_0(
+    camera: Vigild, scene: Callable[..., None], sensitivity: int, box: list[int]
+) -> None:
+    put_ok(camera, MOTION_PATH, expert_over_isapi(sensitivity))
+    try:
+        with alert_stream(camera) as alerts:
+            scene(box=box)
+            with pytest.raises(AssertionError, match="no matching alert"):
+                alerts.wait_for(on_channel_1("vmd"), timeout=QUIET_S)
+            # The same device does see the box where and when it should: the quiet was not
+            # a detector that was not running.
+            put_ok(camera, MOTION_PATH, expert_over_isapi(50))
+            scene(box=INSIDE)
+            alerts.wait_for(on_channel_1("vmd"), timeout=10)
+            scene(box=None)
+            alerts.wait_for(on_channel_1("vmd", "inactive"), timeout=10)
+    finally:
+        put_ok(camera, MOTION_PATH, expert_over_isapi(50))
+
+
+def test_device_covered_view_raises_tamperdetection(
+    camera: Vigild, scene: Callable[..., None]
+) -> None:
+    with alert_stream(camera) as alerts:
+        scene(cover=True)
+        alert = alerts.wait_for(on_channel_1("tamperdetection"), timeout=10)
+        assert alert["eventDescription"] == "Shelteralarm"
+        scene(cover=False)
+        alerts.wait_for(on_channel_1("tamperdetection", "inactive"), timeout=10)
+
+
+def test_device_stopped_sensor_raises_videoloss_and_it_clears_when_it_resumes(
+    camera: Vigild, scene: Callable[..., None]
+) -> None:
+    with alert_stream(camera) as alerts:
+        scene(stopped=True)
+        alerts.wait_for(on_channel_1("videoloss"), timeout=10)
+        scene(stopped=False)
+        alerts.wait_for(on_channel_1("videoloss", "inactive"), timeout=15)
+    # The streams came back with their configuration.
+    reply = camera.get("/ISAPI/Streaming/channels/102")
+    assert reply.status_code == 200 and "<videoResolutionWidth>640<" in reply.text
+
+
+def test_device_scene_requests_are_refused_with_the_reason(camera: Vigild) -> None:
+    with pytest.raises(ValueError, match="error: no scene key 'colour'"):
+        send(camera.data_dir / "sim.sock", "scene", {"colour": "red"})
+    with pytest.raises(ValueError, match="reaches outside the picture"):
+        send(camera.data_dir / "sim.sock", "scene", {"box": [900, 0, 200, 100]})
