@@ -246,7 +246,9 @@ class ChannelDetectors:
         self._states[event] = active
         try:
             self._bus.publish_threadsafe(event, self.channel, active)
-        except RuntimeError:  # the loop is closed: the daemon is going down
+        except RuntimeError as exc:  # the loop is closed (the daemon is going down) or unbound
+            log.warning("channel %d: the event bus takes no events (%s); detection stops",
+                        self.channel, exc)  # fmt: skip
             self._stop.set()
 
 

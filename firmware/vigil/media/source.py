@@ -184,11 +184,12 @@ class SimSensor:
         except av.error.FFmpegError as exc:
             raise SourceLost(f"cannot start the test pattern: {exc}") from exc
         self._frames = self._container.decode(video=0)
+        if self._painter is not None and (width, height) != self._size:
+            self._painter = None  # what a scene keeps (a frozen picture) is of the old size
         self._size = (width, height)
         self._fps = fps
         self._start = time.monotonic()
         self._index = -1
-        self._painter = None  # pictures kept for a scene are of the old size
         log.info("simulated sensor open: %dx%d@%d", width, height, fps)
 
     def read(self, timeout: float) -> CapturedFrame:
