@@ -166,17 +166,10 @@ class ChannelDetectors:
             self._thread.join()
             self._thread = None
 
-    def state(self, event: str) -> bool:
-        return self._states.get(event, False)
-
     @property
     def running(self) -> list[str]:
         """The pixel detectors running now."""
         return sorted(self._running)
-
-    def detector(self, event: str) -> Detector | None:
-        """The detector of an event if it was ever built (the tests read its measures)."""
-        return self._detectors.get(event)
 
     # -- the capture thread ---------------------------------------------------------------------
     def _offer(self, at: float, luma: Luma | None) -> None:
