@@ -5,7 +5,7 @@ the standard deviation of its luma on the `small` picture (block means of 4x4 pi
 noise hardly counts). A reference of that detail is learned as a running average with a 60 s
 time constant (following dusk and dawn), only from pictures that are not tampered with, so a
 long cover does not become the norm. The area counts as covered when its detail falls below a
-share of the reference set by the sensitivity (5 % at sensitivity 1 up to 60 % at 100; 33 % at
+share of the reference set by the sensitivity (5 % at sensitivity 1 up to 60 % at 100; 32 % at
 the default 50), or below 1 luma level whatever the reference (a view covered from the start).
 Tampering is raised once that has held for 2 s without a break, and ends with the first picture
 that shows detail again. Sensitivity 0 is off.
