@@ -50,6 +50,7 @@ from vigil.discovery.sadp_device import SadpDeviceAdapter
 from vigil.events.alarm_io import AlarmIO
 from vigil.events.alerts import AlertDevice, AlertHub, alert_xml
 from vigil.events.bus import Event, EventBus
+from vigil.events.detection import DetectionService
 from vigil.events.exceptions import DeviceExceptions, NetworkExceptions
 from vigil.events.ftp_upload import FtpUploadAction
 from vigil.events.http_push import http_push_actions
@@ -60,7 +61,7 @@ from vigil.events.rules import LinkageHooks, Rules
 from vigil.media.rtsp.auth import LIVE_PERMISSION, AccountsRtspAuth, RtspDigest
 from vigil.media.rtsp.playback import PLAYBACK_PERMISSION
 from vigil.media.rtsp.playback_session import PlaybackCardUser
-from vigil.media.service import MediaService
+from vigil.media.service import LOCAL_CHANNEL, MediaService
 from vigil.record.index import RecordingIndex
 from vigil.record.pictures import PictureTaker
 from vigil.record.service import RecordingService
@@ -193,6 +194,7 @@ class Vigil:
         await self._start_events()
         await self._start_storage()
         await self._start_media()
+        await self._start_detection()
         await self._start_recording()
         await self._start_alarm_io()
         await self._start_http()
@@ -230,6 +232,20 @@ class Vigil:
         )
         await self.media.start()
         self._stop_steps.append(self.media.stop)
+
+    async def _start_detection(self) -> None:
+        """The local channel's video detectors, on its sub stream's pictures."""
+        assert self.media.channel is not None
+        self.detection = DetectionService(
+            self.bus,
+            lambda: self.store.current.events,  # read for each picture: changes apply live
+            {LOCAL_CHANNEL: self.media.channel},
+            self._local_now,
+        )
+        await self.detection.start()
+        self._stop_steps.append(self.detection.stop)
+        if self.sim_control is not None:
+            self.sim_control.on("scene", self.media.set_scene)
 
     async def _start_recording(self) -> None:
         self.recording = RecordingService(
