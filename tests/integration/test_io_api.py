@@ -4,6 +4,8 @@ and requests with Digest."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import xml.etree.ElementTree as ET
 
@@ -217,3 +219,23 @@ def test_bad_output_settings_are_refused_and_change_nothing(
 def test_capabilities(device: Vigild) -> None:
     reply = device.get(f"{IO}/capabilities")
     assert (text(reply, "IOInputPortNums"), text(reply, "IOOutputPortNums")) == ("2", "1")
+
+
+def test_the_sim_control_command_closes_a_contact(device: Vigild) -> None:
+    """What the README shows: `python -m vigil.board.simcontrol <sock> '<json>'`."""
+
+    def simcontrol(request: str) -> subprocess.CompletedProcess[str]:
+        command = [
+            sys.executable,
+            "-m",
+            "vigil.board.simcontrol",
+            str(device.data_dir / "sim.sock"),
+        ]
+        return subprocess.run([*command, request], capture_output=True, text=True, timeout=10)
+
+    closed = simcontrol('{"input": {"id": 1, "closed": true}}')
+    assert (closed.returncode, closed.stdout) == (0, "ok\n")
+    wait_state(device, "input", 1, "active")
+    unknown = simcontrol('{"relay": {"id": 1}}')
+    assert unknown.returncode == 1 and "no simulated part 'relay'" in unknown.stdout
+    assert simcontrol("[]").returncode == 2

@@ -8,6 +8,8 @@ line of JSON naming one simulated part, answered by one line: `ok` or `error: <w
     {"scene": {"box": [100, 100, 80, 60]}}      what the simulated sensor sees
 
 The parts register their handlers with `on()`; a handler raises ValueError for a bad request.
+From a shell: `python -m vigil.board.simcontrol .vigil-data/sim.sock '{"input": {"id": 1,
+"closed": true}}'`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import logging
 import os
 import socket
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -86,3 +89,25 @@ def send(path: Path, part: str, value: Any, timeout: float = 5) -> None:
         answer = sock.makefile("rb").readline().decode().strip()
     if answer != "ok":
         raise ValueError(answer)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: python -m vigil.board.simcontrol <sim.sock> '{\"part\": value}'")
+        return 2
+    request = json.loads(argv[1])
+    if not isinstance(request, dict) or len(request) != 1:
+        print("error: one object with one part")
+        return 2
+    ((part, value),) = request.items()
+    try:
+        send(Path(argv[0]), part, value)
+    except (OSError, ValueError) as exc:
+        print(exc)
+        return 1
+    print("ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
