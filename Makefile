@@ -56,7 +56,8 @@ clean:
 # same run (tests/bench/). The peer server runs on the system Python, which needs PyGObject and
 # gst-rtsp-server's typelib; the ffmpeg/GStreamer packages above come with `setup`. Then the
 # recording bench (tests/bench/bench_record.py), which needs root: loop devices, mkfs, mount;
-# then the video detectors' CPU against FFmpeg's analysis filters (tests/bench/bench_detect.py).
+# then the video detectors' CPU against FFmpeg's analysis filters (tests/bench/bench_detect.py),
+# and motion-to-alertStream latency against ffmpeg's scdet over RTSP (tests/bench/bench_events.py).
 BENCH_APT_PACKAGES := gir1.2-gst-rtsp-server-1.0 python3-gi
 BENCH_APT_STAMP := $(VENV)/.apt-bench-installed
 
@@ -71,3 +72,4 @@ bench: bench-setup
 	$(BIN)/python -m tests.bench
 	$(BIN)/python -m tests.bench.bench_record
 	$(BIN)/python -m tests.bench.bench_detect
+	$(BIN)/python -m tests.bench.bench_events
