@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 import requests
@@ -82,7 +83,7 @@ def test_every_protected_resource_refuses_before_activation(fresh_device: Vigild
         for route in module.routes:
             if getattr(route.handler, "vigil_permission", None) == "public":
                 continue
-            path = route.path.replace("{id}", "1")
+            path = re.sub(r"\{[^}]*\}", "1", route.path)  # {id}, {ch}, {collection}: 1
             reply = requests.request(route.method, f"{fresh_device.url}{path}", timeout=5)
             assert reply.status_code == 401, (route.method, path)
             assert sub_status(reply) == "notActivated", (route.method, path)

@@ -11,12 +11,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import requests
 from hikvisionapi import Client
 
+from tests.isapi_xml import NS, refusal, text, xml
 from tests.vigild import ADMIN_PASSWORD, Vigild
 
-NS = "{http://www.hikvision.com/ver20/XMLSchema}"
 CHANNEL = "/ISAPI/System/Video/inputs/channels/1"
 MOTION = f"{CHANNEL}/motionDetection"
 GRID_LAYOUT = f"{MOTION}/layout/gridLayout"
@@ -44,20 +43,6 @@ def camera(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vigild]:
 def saved_detection(camera: Vigild) -> dict[str, Any]:
     config = tomllib.loads((camera.data_dir / "config.toml").read_text())
     return config["events"]["detection"][0]
-
-
-def xml(reply: requests.Response) -> ET.Element:
-    assert reply.status_code == 200, reply.text
-    return ET.fromstring(reply.content)
-
-
-def text(element: ET.Element, path: str) -> str:
-    return element.findtext("/".join(f"{NS}{part}" for part in path.split("/"))) or ""
-
-
-def refusal(reply: requests.Response) -> tuple[int, str, str]:
-    status = ET.fromstring(reply.content)
-    return reply.status_code, text(status, "subStatusCode"), text(status, "errorMsg")
 
 
 def corners(left: int, bottom: int, right: int, top: int) -> str:

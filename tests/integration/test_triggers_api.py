@@ -11,14 +11,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import requests
 from hikvisionapi import Client
 
 from tests.integration.test_io_api import contact, io_state, wait_state
+from tests.isapi_xml import NS, refusal, text, xml
 from tests.vigild import ADMIN_PASSWORD, Vigild
 from vigil.events.bus import HOLD_OFF_S
 
-NS = "{http://www.hikvision.com/ver20/XMLSchema}"
 TRIGGERS = "/ISAPI/Event/triggers"
 SCHEDULES = "/ISAPI/Event/schedules"
 MOTION_SCHEDULE = f"{SCHEDULES}/motionDetections/VMD_video1"
@@ -51,20 +50,6 @@ def saved_trigger(camera: Vigild, event: str, source: int) -> dict[str, Any]:
     config = tomllib.loads((camera.data_dir / "config.toml").read_text())
     triggers = config["events"]["triggers"]
     return next(t for t in triggers if (t["event"], t["source"]) == (event, source))
-
-
-def xml(reply: requests.Response) -> ET.Element:
-    assert reply.status_code == 200, reply.text
-    return ET.fromstring(reply.content)
-
-
-def text(element: ET.Element, path: str) -> str:
-    return element.findtext("/".join(f"{NS}{part}" for part in path.split("/"))) or ""
-
-
-def refusal(reply: requests.Response) -> tuple[int, str, str]:
-    status = ET.fromstring(reply.content)
-    return reply.status_code, text(status, "subStatusCode"), text(status, "errorMsg")
 
 
 def put_ok(camera: Vigild, path: str, body: str) -> None:

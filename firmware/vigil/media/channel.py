@@ -148,7 +148,10 @@ class VideoChannel:
         self._epoch = time.monotonic()  # pts 0 of every stream of this channel
         self._lost_since: float | None = None
         self._retry = BACKOFF_FIRST_S
-        self._taps: tuple[FrameTap, ...] = ()  # replaced whole: the worker iterates a snapshot
+        self._taps: tuple[FrameTap, ...] = ()
+        # Held while the taps are fed: once remove_tap() returns, that tap is never called
+        # again (re-entrant: a failing tap removes itself from inside the feeding).
+        self._tap_lock = threading.RLock()
         self._tap_size = (0, 0)  # the sub stream's size (worker thread only)
         self._tap_scaler: VideoReformatter | None = None  # its own: see VideoEncoder
 
@@ -191,12 +194,13 @@ class VideoChannel:
     def add_tap(self, callback: TapCallback, max_fps: float, luma: bool = True) -> FrameTap:
         """Call `callback` in the capture thread with at most `max_fps` pictures a second."""
         tap = FrameTap(interval=1 / max_fps, callback=callback, luma=luma)
-        with self._lock:
+        with self._tap_lock:
             self._taps = (*self._taps, tap)
         return tap
 
     def remove_tap(self, tap: FrameTap) -> None:
-        with self._lock:
+        """After this returns the tap is not called again (a call under way is waited for)."""
+        with self._tap_lock:
             self._taps = tuple(t for t in self._taps if t is not tap)
 
     @property
@@ -264,16 +268,17 @@ class VideoChannel:
     def _feed_taps(self, captured: CapturedFrame) -> None:
         source_interval = 1 / (self._source.fps or 1)
         luma = None
-        for tap in self._taps:
-            if not tap.take(captured, source_interval):
-                continue
-            if tap.luma and luma is None:
-                luma = self._luma(captured)
-            try:
-                tap.callback(captured.captured_at, luma if tap.luma else None)
-            except Exception:  # a consumer's failure must not stop capture and encoding
-                log.exception("channel %d: a frame tap failed; removing it", self.channel)
-                self.remove_tap(tap)
+        with self._tap_lock:
+            for tap in self._taps:
+                if not tap.take(captured, source_interval):
+                    continue
+                if tap.luma and luma is None:
+                    luma = self._luma(captured)
+                try:
+                    tap.callback(captured.captured_at, luma if tap.luma else None)
+                except Exception:  # a consumer's failure must not stop capture and encoding
+                    log.exception("channel %d: a frame tap failed; removing it", self.channel)
+                    self.remove_tap(tap)
 
     def _luma(self, captured: CapturedFrame) -> np.ndarray[Any, np.dtype[np.uint8]]:
         """The Y plane at the sub stream's size: scaled in swscale, one copy owned by the taps."""
