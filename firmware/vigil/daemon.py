@@ -83,6 +83,16 @@ log = logging.getLogger("vigild")
 REALM = "Vigil"
 REBOOT_DELAY_S = 0.5  # lets the HTTP answer leave before the listeners close
 ADDRESS_TTL_S = 10.0
+# The device log's Alarm records (minor type + Start/Stop; motionStart as on Hikvision devices).
+# Exceptions are logged as Exception records where they are detected.
+ALARM_LOG_WORDS = {
+    "vmd": "motion",
+    "io": "alarmIn",
+    "tamperdetection": "hideAlarm",
+    "videoloss": "videoLoss",
+    "defocus": "defocus",
+    "scenechangedetection": "sceneChange",
+}
 
 
 def board_defaults(board: BoardDescription) -> Config:
@@ -176,6 +186,12 @@ class Vigil:
             self.devicelog.record("Exception", minor, details=details)
         else:
             self.devicelog.record("Information", f"{minor}Cleared", details=details)
+
+    def _log_alarm(self, event: Event) -> None:
+        word = ALARM_LOG_WORDS.get(event.type)
+        if word is not None:
+            minor = word + ("Start" if event.active else "Stop")
+            self.devicelog.record("Alarm", minor, channel=event.source, details=event.description)
 
     def _record_ntp(self, success: bool, message: str) -> None:
         if success:
@@ -296,6 +312,7 @@ class Vigil:
         )
         self._stop_steps.append(self.rules.stop)
         self._stop_steps.append(self.bus.clear)
+        self._stop_steps.append(self.bus.subscribe(self._log_alarm))
         interfaces = self.board.network.interfaces
         self.network_events = NetworkExceptions(self.network, interfaces, self.bus)
         await self.network_events.start()

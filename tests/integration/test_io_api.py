@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from hikvisionapi import Client
 
+from tests.integration.test_storage import log_count, wait_for
 from tests.integration.test_users import add_user
 from tests.vigild import ADMIN_PASSWORD, Vigild
 from vigil.board.simcontrol import send
@@ -236,6 +237,8 @@ def test_the_sim_control_command_closes_a_contact(device: Vigild) -> None:
     closed = simcontrol('{"input": {"id": 1, "closed": true}}')
     assert (closed.returncode, closed.stdout) == (0, "ok\n")
     wait_state(device, "input", 1, "active")
+    # The alarm is on record in the device log, as Hikvision devices keep it.
+    wait_for(lambda: log_count(device, "Alarm", "alarmInStart") == 1, "the log record", 5)
     unknown = simcontrol('{"relay": {"id": 1}}')
     assert unknown.returncode == 1 and "no simulated part 'relay'" in unknown.stdout
     assert simcontrol("[]").returncode == 2
