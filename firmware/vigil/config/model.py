@@ -11,6 +11,7 @@ import ipaddress
 from dataclasses import dataclass, replace
 
 from vigil.config.events import EventSettings
+from vigil.config.image import ImageSettings
 from vigil.config.schema import check_ip, setting
 from vigil.config.weekly import TIME_OF_DAY, WEEKDAYS, check_period, check_week
 
@@ -402,6 +403,7 @@ class Config:
     record: RecordSettings = setting(factory=RecordSettings)
     picture: PictureSettings = setting(factory=PictureSettings)
     events: EventSettings = setting(factory=EventSettings)
+    image: ImageSettings = setting(factory=ImageSettings)
 
     def check(self) -> None:
         stream_ids = [s.id for s in self.streams]
