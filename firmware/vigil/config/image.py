@@ -104,6 +104,11 @@ class ChannelImage:
     osd: OsdSettings = setting(factory=OsdSettings)
     privacy_mask: PrivacyMaskSettings = setting(factory=PrivacyMaskSettings)
 
+    @property
+    def drawn(self) -> bool:
+        """Whether anything is drawn into the pictures (else no overlay runs at all)."""
+        return self.osd.shown or self.privacy_mask.shown
+
 
 @dataclass(frozen=True)
 class ImageSettings:

@@ -15,6 +15,9 @@ detectors) at a bounded rate. The uncompressed picture is at hand here before th
 so a tap scales it in swscale and copies the Y plane instead of decoding the sub stream: the same
 picture, no decode cost. A tap is called in this thread and must return at once (it hands the
 array to a thread of its own); with no tap registered the capture loop does no extra work.
+
+An overlay (`set_overlay`: the OSD and privacy masks of `vigil.media.osd`) is drawn into each
+captured frame first, so every stream, tap and snapshot shows it.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ SUB_STREAM = 2  # stream id % 100 of the sub stream, whose size the taps' pictur
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from vigil.media.osd import Overlay
 
     # Called in the capture thread with the frame's capture time (time.monotonic()) and its
     # luma at the sub stream's size, or None for a tap that asked for the times only.
@@ -154,6 +159,7 @@ class VideoChannel:
         self._tap_lock = threading.RLock()
         self._tap_size = (0, 0)  # the sub stream's size (worker thread only)
         self._tap_scaler: VideoReformatter | None = None  # its own: see VideoEncoder
+        self._overlay: Overlay | None = None  # OSD and privacy masks, drawn before all else
 
     # -- control (event loop) -----------------------------------------------------------------
     def configure(self, streams: list[StreamSettings]) -> None:
@@ -190,6 +196,10 @@ class VideoChannel:
         if latest is None:
             raise SnapshotUnavailable(f"channel {self.channel} has no picture")
         return await asyncio.to_thread(snapshot_jpeg, latest.frame, width, height, quality)
+
+    def set_overlay(self, overlay: Overlay | None) -> None:
+        """Draw `overlay` into every frame from the next one on (None: draw nothing)."""
+        self._overlay = overlay  # one reference swapped: the thread reads it once per frame
 
     def add_tap(self, callback: TapCallback, max_fps: float, luma: bool = True) -> FrameTap:
         """Call `callback` in the capture thread with at most `max_fps` pictures a second."""
@@ -243,6 +253,9 @@ class VideoChannel:
             except SourceLost as exc:
                 self._lost(exc)
                 continue
+            overlay = self._overlay
+            if overlay is not None:
+                captured = overlay.apply(captured)
             self._latest = captured
             if self._taps:
                 self._feed_taps(captured)

@@ -14,10 +14,12 @@ import asyncio
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vigil.api.context import ClientStatus, StreamStatus
 from vigil.board.description import BoardDescription
-from vigil.config.model import PortSettings, StreamSettings
+from vigil.config.image import ImageSettings
+from vigil.config.model import PortSettings, StreamSettings, TimeSettings
 from vigil.config.store import ConfigStore
 from vigil.media.channel import VideoChannel
 from vigil.media.frames import AccessUnit
@@ -28,6 +30,9 @@ from vigil.media.rtsp.playback import Recordings
 from vigil.media.rtsp.server import RtspServer
 from vigil.media.source import SimSensor, make_source
 from vigil.record.index import RecordingIndex
+
+if TYPE_CHECKING:
+    from vigil.media.osd import GlyphAtlas
 
 log = logging.getLogger(__name__)
 LOCAL_CHANNEL = 1
@@ -52,6 +57,7 @@ class MediaService:
         self.source = make_source(board.sensor)
         self.channel: VideoChannel | None = None
         self.rtsp: RtspServer | None = None
+        self._atlas: GlyphAtlas | None = None  # the OSD's font, rendered once when first needed
 
     def _local_streams(self) -> list[StreamSettings]:
         return [s for s in self.store.current.streams if s.id // 100 == LOCAL_CHANNEL]
@@ -67,6 +73,7 @@ class MediaService:
             self.board.encoder.hardware_h264,
         )
         self.channel.configure(streams)
+        self._apply_overlay()
         await self.channel.start()
         self.rtsp = RtspServer(
             hubs=self._hub_if_enabled,
@@ -124,6 +131,34 @@ class MediaService:
                     subscription.close()
         if self.channel is not None:
             self.channel.configure(self._local_streams())
+
+    async def apply_image(self, old: ImageSettings, new: ImageSettings) -> None:
+        """The `image` section changed: the OSD and privacy masks, from the next frame on."""
+        self._apply_overlay()
+
+    async def apply_time(self, old: TimeSettings, new: TimeSettings) -> None:
+        """The OSD's date/time is in the device's time zone."""
+        if new.time_zone != old.time_zone:
+            self._apply_overlay()
+
+    def _apply_overlay(self) -> None:
+        if self.channel is None:
+            return
+        config = self.store.current
+        settings = config.image.channel(LOCAL_CHANNEL)
+        overlay = None
+        if settings.drawn:
+            # Imported here: numpy and Pillow are loaded only once something is drawn.
+            from vigil.media.osd import Overlay
+
+            overlay = Overlay(settings, config.time.time_zone, atlas=self._atlas)
+            self._atlas = overlay.atlas
+        self.channel.set_overlay(overlay)
+        osd, masks = settings.osd, settings.privacy_mask
+        log.info(
+            "channel %d: OSD %s, %d privacy mask(s)",
+            LOCAL_CHANNEL, "on" if osd.shown else "off", len(masks.areas) if masks.shown else 0,
+        )  # fmt: skip
 
     async def apply_ports(self, old: PortSettings, new: PortSettings) -> None:
         if self.rtsp is not None and new.rtsp != old.rtsp:
