@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from vigil.discovery.sadp_messages import ACTIVATE, SADP_GROUP, SADP_PORT, SUCCESS, UPDATE
+from vigil_tools import ptz_sim
 from vigil_tools.sadp_client import (
     DEFAULT_TIMEOUT,
     LIMITED_BROADCAST,
@@ -145,6 +146,7 @@ def _parser() -> argparse.ArgumentParser:
     network.add_argument("--mask", type=_mask, help="subnet mask, dotted or prefix length")
     network.add_argument("--gateway", type=_ipv4, help="default gateway")
     network.add_argument("--http-port", type=_port, help="the device's HTTP port")
+    ptz_sim.add_parser(commands)
     return parser
 
 
@@ -270,6 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _discover(args)
         if args.command == "activate":
             return _activate(args)
+        if args.command == "ptz-sim":
+            return ptz_sim.run(args)
         return _set_network(args, parser)
     except (UserError, SadpClientError) as exc:
         print(f"vigil: {exc}", file=sys.stderr)

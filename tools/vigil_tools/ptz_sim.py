@@ -1,0 +1,381 @@
+"""A Pelco-D/P dome on a serial port or a PTY: `vigil ptz-sim` (SPEC §6, issue 6).
+
+The model (`Dome`, pure, driven by a clock) and the line (`DomeSimulator`, a thread reading a
+port) are apart so tests can drive either. What the issue leaves open is chosen here:
+
+- pan 0..360 degrees, wrapping; tilt is the elevation -90..0 degrees (0 the horizon, -90 straight
+  down, as a ceiling dome looks; "up" raises it) and stops at the ends; zoom 1x..30x.
+- continuous speeds are linear: protocol speed 0x3F is 40 deg/s (so speed s is 40*s/63 deg/s),
+  turbo pan 80 deg/s; zoom moves 29*(n+1)/16 x/s at zoom speed n (0-3, default 3: wide to tele
+  in 4 s). Focus and iris only record their direction.
+- presets: set stores the current position, go moves there at the preset speed (100 deg/s on pan,
+  the short way round, and tilt; the fastest zoom), clear forgets; going to an unknown preset
+  changes nothing. Absolute set (0x4B/0x4D/0x4F) moves one axis the same way and stops the
+  continuous motion; a continuous move (stop included) cancels the moves towards targets.
+- wire units: pan in hundredths of a degree 0..35999, tilt in hundredths of a degree *below* the
+  horizon 0..9000, zoom 0..65535 linear over 1x..30x; out of range is refused and changes nothing.
+- position queries are answered with the protocol's reply frame to the dome's own address;
+  frames for other addresses are recorded and ignored, as a dome on a shared bus does.
+
+Every frame received is logged (one line) and kept in `received`; bytes that are no frame are
+skipped by the stream decoder and counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import select
+import signal
+import sys
+import threading
+import time
+import tty
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import serial
+
+from vigil.ptz import CODECS, codec
+from vigil.ptz.commands import (
+    PAN_TURBO,
+    Aux,
+    Axis,
+    Command,
+    Frame,
+    Move,
+    PelcoError,
+    PositionReply,
+    Preset,
+    PresetAction,
+    QueryPosition,
+    SetPosition,
+    StreamDecoder,
+    ZoomSpeed,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_DEG_PER_S = 40.0
+TURBO_DEG_PER_S = 80.0
+PRESET_DEG_PER_S = 100.0
+TILT_RANGE = (-90.0, 0.0)
+ZOOM_RANGE = (1.0, 30.0)
+PAN_WIRE_MAX = 35999
+TILT_WIRE_MAX = 9000
+ZOOM_WIRE_MAX = 0xFFFF
+READ_TIMEOUT = 0.02
+BAUDS = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
+
+
+@dataclass(frozen=True)
+class Position:
+    pan: float
+    tilt: float
+    zoom: float
+
+    def of(self, axis: Axis) -> float:
+        return (self.pan, self.tilt, self.zoom)[axis.value]
+
+
+def _zoom_rate(zoom_speed: int) -> float:
+    return (ZOOM_RANGE[1] - ZOOM_RANGE[0]) * (zoom_speed + 1) / 16
+
+
+def _deg_per_s(speed: int) -> float:
+    return TURBO_DEG_PER_S if speed == PAN_TURBO else MAX_DEG_PER_S * speed / 0x3F
+
+
+def to_wire(axis: Axis, value: float) -> int:
+    """A position in the simulator's units as the protocol's 16-bit value."""
+    if axis is Axis.PAN:
+        return round(value * 100) % 36000
+    if axis is Axis.TILT:
+        return round(-value * 100)
+    return round((value - ZOOM_RANGE[0]) / (ZOOM_RANGE[1] - ZOOM_RANGE[0]) * ZOOM_WIRE_MAX)
+
+
+def from_wire(axis: Axis, value: int) -> float:
+    """The protocol's 16-bit value in degrees or x; PelcoError if the dome cannot go there."""
+    limit = {Axis.PAN: PAN_WIRE_MAX, Axis.TILT: TILT_WIRE_MAX, Axis.ZOOM: ZOOM_WIRE_MAX}[axis]
+    if value > limit:
+        raise PelcoError(f"{axis.name.lower()} position {value} is beyond {limit}")
+    if axis is Axis.PAN:
+        return value / 100
+    if axis is Axis.TILT:
+        return -value / 100
+    return ZOOM_RANGE[0] + value / ZOOM_WIRE_MAX * (ZOOM_RANGE[1] - ZOOM_RANGE[0])
+
+
+@dataclass
+class Dome:
+    """The dome's mechanics; every call passes the time `now` (monotonic seconds)."""
+
+    now: float
+    pan: float = 0.0
+    tilt: float = 0.0
+    zoom: float = 1.0
+    zoom_speed: int = 3
+    motion: Move = field(default_factory=Move)
+    targets: dict[Axis, float] = field(default_factory=dict)
+    presets: dict[int, Position] = field(default_factory=dict)
+    aux: dict[int, bool] = field(default_factory=dict)
+
+    def position(self, now: float) -> Position:
+        self.advance(now)
+        return Position(self.pan, self.tilt, self.zoom)
+
+    def advance(self, now: float) -> None:
+        dt, self.now = max(0.0, now - self.now), now
+        rates = (
+            self.motion.pan * _deg_per_s(self.motion.pan_speed),
+            self.motion.tilt * _deg_per_s(self.motion.tilt_speed),
+            self.motion.zoom * _zoom_rate(self.zoom_speed),
+        )
+        self.pan = (self.pan + rates[0] * dt) % 360
+        self.tilt = min(max(self.tilt + rates[1] * dt, TILT_RANGE[0]), TILT_RANGE[1])
+        self.zoom = min(max(self.zoom + rates[2] * dt, ZOOM_RANGE[0]), ZOOM_RANGE[1])
+        for axis, target in list(self.targets.items()):
+            self._approach(axis, target, dt)
+
+    def _approach(self, axis: Axis, target: float, dt: float) -> None:
+        step = (_zoom_rate(3) if axis is Axis.ZOOM else PRESET_DEG_PER_S) * dt
+        current = Position(self.pan, self.tilt, self.zoom).of(axis)
+        distance = target - current
+        if axis is Axis.PAN:
+            distance = (distance + 180) % 360 - 180
+        if abs(distance) <= step:
+            value = target
+            del self.targets[axis]
+        else:
+            value = current + math.copysign(step, distance)
+        if axis is Axis.PAN:
+            self.pan = value % 360
+        elif axis is Axis.TILT:
+            self.tilt = value
+        else:
+            self.zoom = value
+
+    def apply(self, command: Command, now: float) -> Command | None:
+        """Carry a command out; the reply to send, if any. PelcoError changes nothing."""
+        self.advance(now)
+        match command:
+            case Move():
+                self.motion = command
+                self.targets.clear()
+            case Preset(PresetAction.SET, number):
+                self.presets[number] = Position(self.pan, self.tilt, self.zoom)
+            case Preset(PresetAction.CLEAR, number):
+                self.presets.pop(number, None)
+            case Preset(PresetAction.GOTO, number):
+                self._go_to_preset(number)
+            case SetPosition(axis, value):
+                self.targets[axis] = from_wire(axis, value)
+                self.motion = Move()
+            case QueryPosition(axis):
+                return PositionReply(
+                    axis, to_wire(axis, Position(self.pan, self.tilt, self.zoom).of(axis))
+                )
+            case ZoomSpeed(speed):
+                self.zoom_speed = speed
+            case Aux(number, on):
+                self.aux[number] = on
+            case PositionReply():
+                raise PelcoError("a position reply is for the controller, not for a dome")
+        return None
+
+    def _go_to_preset(self, number: int) -> None:
+        if number not in self.presets:
+            raise PelcoError(f"preset {number} is not set")
+        stored = self.presets[number]
+        self.motion = Move()
+        self.targets = {axis: stored.of(axis) for axis in Axis}
+
+
+@dataclass(frozen=True)
+class ReceivedFrame:
+    """A frame as it arrived: when (monotonic), its bytes, its decoding, and why it was refused."""
+
+    at: float
+    raw: bytes
+    frame: Frame | None
+    error: str | None = None
+
+
+class Port(Protocol):
+    """What the simulator reads and writes: a pyserial `Serial` with a timeout, or `PtyMaster`."""
+
+    def read(self, size: int = 1) -> bytes: ...
+
+    def write(self, data: bytes) -> int | None: ...
+
+
+class PtyMaster:
+    """The master end of a PTY pair as a `Port`; the slave's path is what a client opens.
+
+    The slave is put in raw mode at once and kept open, so nothing is echoed or translated and
+    the master does not read EOF between clients.
+    """
+
+    def __init__(self, timeout: float = READ_TIMEOUT) -> None:
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)
+        self.path = os.ttyname(self._slave)
+        self.timeout = timeout
+
+    def read(self, size: int = 1) -> bytes:
+        ready, _, _ = select.select([self._master], [], [], self.timeout)
+        return os.read(self._master, size) if ready else b""
+
+    def write(self, data: bytes) -> int:
+        return os.write(self._master, data)
+
+    def close(self) -> None:
+        os.close(self._master)
+        os.close(self._slave)
+
+
+class DomeSimulator:
+    """A dome at `address` speaking `protocol` ("pelco-d", "pelco-p") on `port`, in a thread."""
+
+    def __init__(
+        self,
+        port: Port,
+        protocol: str,
+        address: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.codec = codec(protocol)
+        self.codec.encode(address, Move())  # refuses a bad address now
+        self.address = address
+        self._port = port
+        self._clock = clock
+        self._decoder = StreamDecoder(self.codec)
+        self._dome = Dome(now=clock())
+        self._lock = threading.Lock()
+        self._received: list[ReceivedFrame] = []
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def received(self) -> list[ReceivedFrame]:
+        with self._lock:
+            return list(self._received)
+
+    @property
+    def skipped(self) -> int:
+        """Bytes on the line that were not part of a frame."""
+        with self._lock:
+            return self._decoder.skipped
+
+    def position(self) -> Position:
+        with self._lock:
+            return self._dome.position(self._clock())
+
+    def presets(self) -> dict[int, Position]:
+        with self._lock:
+            return dict(self._dome.presets)
+
+    def start(self) -> None:
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="ptz-sim", daemon=True)
+        self._thread.start()
+        log.info("%s dome %d listening", self.codec.name, self.address)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            data = self._port.read(256)
+            if data:
+                with self._lock:
+                    items = self._decoder.feed(data)
+                for item in items:
+                    self._handle(item.raw, item.result)
+
+    def _handle(self, raw: bytes, result: Frame | PelcoError) -> None:
+        now = self._clock()
+        if isinstance(result, PelcoError):
+            self._record(ReceivedFrame(now, raw, None, str(result)))
+            return
+        if result.address != self.address:
+            self._record(ReceivedFrame(now, raw, result, f"for dome {result.address}"))
+            return
+        try:
+            with self._lock:
+                reply = self._dome.apply(result.command, now)
+        except PelcoError as exc:
+            self._record(ReceivedFrame(now, raw, result, str(exc)))
+            return
+        self._record(ReceivedFrame(now, raw, result))
+        if reply is not None:
+            self._port.write(self.codec.encode(self.address, reply))
+
+    def _record(self, received: ReceivedFrame) -> None:
+        with self._lock:
+            self._received.append(received)
+        frame = received.frame.command if received.frame else None
+        if received.error:
+            log.info("rx %s: %s, ignored (%s)", received.raw.hex(" "), frame, received.error)
+        else:
+            log.info("rx %s: %s", received.raw.hex(" "), frame)
+
+
+# --- the command line -----------------------------------------------------------------------
+
+
+def _address(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 255:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an address 1..255")
+    return int(text)
+
+
+def _baud(text: str) -> int:
+    if not text.isdigit() or int(text) not in BAUDS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(map(str, BAUDS))}")
+    return int(text)
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    sim = commands.add_parser("ptz-sim", help="simulate a Pelco-D/P dome on a serial port or PTY")
+    line = sim.add_mutually_exclusive_group(required=True)
+    line.add_argument("--port", metavar="DEVICE", help="serial device to listen on (/dev/ttyUSB0)")
+    line.add_argument("--pty", action="store_true", help="create a PTY and print its path")
+    sim.add_argument("--protocol", choices=sorted(CODECS), default="pelco-d")
+    sim.add_argument("--address", type=_address, default=1, help="dome address (default 1)")
+    sim.add_argument("--baud", type=_baud, default=9600, help="line speed (default 9600), 8N1")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the simulator until interrupted or terminated; 1 if the port cannot be opened."""
+    log.setLevel(logging.INFO)
+    try:
+        port: PtyMaster | serial.Serial
+        if args.pty:
+            port = PtyMaster()
+            print(port.path, flush=True)
+        else:
+            port = serial.Serial(args.port, args.baud, timeout=READ_TIMEOUT)
+    except (OSError, serial.SerialException) as exc:
+        print(f"vigil: cannot open the line: {exc}", file=sys.stderr)
+        return 1
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    simulator = DomeSimulator(port, args.protocol, args.address)
+    simulator.start()
+    try:
+        while not done.wait(0.5):
+            pass
+    finally:
+        simulator.stop()
+        port.close()
+        log.info("stopped; %d frames, %d junk bytes", len(simulator.received), simulator.skipped)
+    return 0
