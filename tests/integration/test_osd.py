@@ -1,0 +1,146 @@
+"""OSD and privacy masks through a real VideoChannel: SimSensor capture, libx264 main and sub
+streams decoded again with PyAV (FFmpeg's H.264 decoder), and a snapshot JPEG decoded as well.
+
+The simulated sensor shows a frozen picture (scene `still`), so the same picture with and
+without the overlay can be compared after encoding: the mask's rectangle must be flat black in
+both streams and in the snapshot, the text line's area must differ, and a control area away
+from both must not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+
+from tests.integration.test_media_channel import Collector, channel_of
+from vigil.board.description import BoardSensor
+from vigil.config.events import Area
+from vigil.config.image import (
+    ChannelImage,
+    DateTimeOverlay,
+    NameOverlay,
+    OsdSettings,
+    PrivacyMaskSettings,
+    TextOverlay,
+)
+from vigil.config.model import StreamSettings
+from vigil.media.channel import VideoChannel
+from vigil.media.frames import AccessUnit
+from vigil.media.osd import Overlay, font_scale, mask_rect, text_origin
+from vigil.media.source import SimSensor
+
+MAIN = StreamSettings(id=101, name="Main Stream", codec="H264", width=640, height=360, fps=15,
+                      gop=15, max_bitrate_kbps=2048)  # fmt: skip
+SUB = StreamSettings(id=102, name="Sub Stream", codec="H264", width=320, height=180, fps=15,
+                     gop=15, max_bitrate_kbps=512)  # fmt: skip
+MASK = Area(x=600, y=100, width=300, height=400)
+TEXT = TextOverlay(text="VIGIL OSD 6", x=50, y=600)
+SETTINGS = ChannelImage(
+    osd=OsdSettings(
+        name=NameOverlay(enabled=False), date_time=DateTimeOverlay(enabled=False), texts=[TEXT]
+    ),
+    privacy_mask=PrivacyMaskSettings(enabled=True, areas=[MASK]),
+)
+Pixels = np.ndarray[Any, np.dtype[np.uint8]]
+
+
+def decode(units: list[AccessUnit]) -> list[Pixels]:
+    """The luma of every picture of an H.264 stream, in order."""
+    context = av.CodecContext.create("h264", "r")
+    frames = []
+    for unit in units:
+        frames += context.decode(av.Packet(unit.data))
+    frames += context.decode(None)
+    return [luma(f) for f in frames]
+
+
+def luma(frame: av.VideoFrame) -> Pixels:
+    """The Y plane as coded (PyAV stacks the planes of a 4:2:0 picture, Y first)."""
+    return frame.to_ndarray()[: frame.height]
+
+
+def box(rect: tuple[int, int, int, int], scale: int, inset: int = 0) -> tuple[slice, slice]:
+    x0, y0, x1, y1 = (v // scale for v in rect)
+    return slice(y0 + inset, y1 - inset), slice(x0 + inset, x1 - inset)
+
+
+@contextlib.asynccontextmanager
+async def still_channel(collector: Collector) -> AsyncIterator[VideoChannel]:
+    sensor = SimSensor(BoardSensor())
+    sensor.set_scene({"still": True})
+    channel = channel_of(collector, MAIN, SUB, source=sensor)
+    await channel.start()
+    try:
+        yield channel
+    finally:
+        await channel.stop()
+
+
+def text_rect() -> tuple[int, int, int, int]:
+    """Where TEXT lands on the main stream's 640x360 picture (the capture size)."""
+    overlay = Overlay(SETTINGS, "UTC+0:00:00")
+    bitmap = overlay.bitmap(TEXT.text, font_scale("auto", 360, 11))
+    x, y = text_origin(TEXT.x, TEXT.y, bitmap.size, 640, 360)
+    return x, y, x + bitmap.size[0], y + bitmap.size[1]
+
+
+@pytest.fixture(scope="module")
+def encoded() -> dict[str, Any]:
+    """Both streams before and after the overlay is set, and a snapshot with it."""
+
+    async def run() -> dict[str, Any]:
+        collector = Collector()
+        async with still_channel(collector) as channel:
+            await asyncio.sleep(1.5)
+            before = {s: len(collector.of(s)) for s in (101, 102)}
+            channel.set_overlay(Overlay(SETTINGS, "UTC+0:00:00"))
+            await asyncio.sleep(1.5)
+            jpeg = await channel.snapshot(640, 360, quality=90)
+        streams = {s: decode(collector.of(s)) for s in (101, 102)}
+        return {"before": before, "streams": streams, "jpeg": jpeg}
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize(("stream_id", "scale"), [(101, 1), (102, 2)])
+def test_the_mask_is_flat_black_in_both_streams(
+    encoded: dict[str, Any], stream_id: int, scale: int
+) -> None:
+    frames = encoded["streams"][stream_id]
+    without, with_ = frames[encoded["before"][stream_id] - 4], frames[-1]
+    inside = box(mask_rect(MASK, 640, 360), scale, inset=2)
+    assert abs(int(np.median(with_[inside])) - 16) <= 2
+    assert int(with_[inside].max()) - int(with_[inside].min()) <= 12  # flat: no pattern left
+    assert int(without[inside].max()) - int(without[inside].min()) > 60  # the pattern was there
+
+
+# The sub stream's text is the capture's scaled to half: thinner strokes, greyer after x264.
+@pytest.mark.parametrize(("stream_id", "scale", "white"), [(101, 1, 200), (102, 2, 150)])
+def test_the_text_area_differs_from_the_same_picture_without_osd(
+    encoded: dict[str, Any], stream_id: int, scale: int, white: int
+) -> None:
+    frames = encoded["streams"][stream_id]
+    without, with_ = frames[encoded["before"][stream_id] - 4], frames[-1]
+
+    def change(where: tuple[slice, slice]) -> float:
+        return float(np.abs(with_[where].astype(int) - without[where].astype(int)).mean())
+
+    text = box(text_rect(), scale)
+    control = box((40, 60, 200, 120), scale)  # neither text nor mask
+    assert change(text) > 15
+    assert change(control) < 2
+    assert int(with_[text].max()) >= white  # the glyphs
+
+
+def test_a_snapshot_shows_the_mask(encoded: dict[str, Any]) -> None:
+    picture = av.CodecContext.create("mjpeg", "r").decode(av.Packet(encoded["jpeg"]))[0]
+    y = luma(picture)
+    inside = box(mask_rect(MASK, 640, 360), 1, inset=2)
+    assert int(y[inside].max()) <= 8  # black: 0 in a JPEG's full range
+    assert int(y[box((40, 60, 200, 120), 1)].max()) > 60
