@@ -73,3 +73,4 @@ bench: bench-setup
 	$(BIN)/python -m tests.bench.bench_record
 	$(BIN)/python -m tests.bench.bench_detect
 	$(BIN)/python -m tests.bench.bench_events
+	$(BIN)/python -m tests.bench.bench_osd
