@@ -1,5 +1,6 @@
 """OSD and privacy masks through a real VideoChannel: SimSensor capture, libx264 main and sub
-streams decoded again with PyAV (FFmpeg's H.264 decoder), and a snapshot JPEG decoded as well.
+streams decoded again with PyAV (FFmpeg's H.264 decoder), and a snapshot JPEG decoded as well;
+then the real daemon started with masks in its configuration, played over RTSP by ffmpeg.
 
 The simulated sensor shows a frozen picture (scene `still`), so the same picture with and
 without the overlay can be compared after encoding: the mask's rectangle must be flat black in
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import subprocess
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,17 +22,20 @@ import numpy as np
 import pytest
 
 from tests.integration.test_media_channel import Collector, channel_of
+from tests.vigild import ADMIN_PASSWORD, Vigild
 from vigil.board.description import BoardSensor
 from vigil.config.events import Area
 from vigil.config.image import (
     ChannelImage,
     DateTimeOverlay,
+    ImageSettings,
     NameOverlay,
     OsdSettings,
     PrivacyMaskSettings,
     TextOverlay,
 )
 from vigil.config.model import StreamSettings
+from vigil.config.store import dump_config, parse_config
 from vigil.media.channel import VideoChannel
 from vigil.media.frames import AccessUnit
 from vigil.media.osd import Overlay, font_scale, mask_rect, text_origin
@@ -144,3 +150,43 @@ def test_a_snapshot_shows_the_mask(encoded: dict[str, Any]) -> None:
     inside = box(mask_rect(MASK, 640, 360), 1, inset=2)
     assert int(y[inside].max()) <= 8  # black: 0 in a JPEG's full range
     assert int(y[box((40, 60, 200, 120), 1)].max()) > 60
+
+
+# -- the daemon -----------------------------------------------------------------------------------
+def rtsp_picture(device: Vigild, stream_id: int, width: int, height: int) -> Pixels:
+    """The luma of one picture of a live stream, as ffmpeg decodes it from RTSP."""
+    url = (
+        f"rtsp://admin:{ADMIN_PASSWORD}@127.0.0.1:{device.rtsp_port}/Streaming/Channels/{stream_id}"
+    )
+    result = subprocess.run(
+        ["ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", url, "-frames:v", "1",
+         "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"],
+        capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+    return np.frombuffer(result.stdout, np.uint8)[: width * height].reshape(height, width)
+
+
+def test_the_daemon_burns_its_configured_masks_into_streams_and_snapshots(device: Vigild) -> None:
+    device.stop()
+    path = device.data_dir / "config.toml"
+    config = parse_config(path.read_bytes())
+    image = ImageSettings(channels=[dataclasses.replace(SETTINGS, osd=OsdSettings())])
+    path.write_bytes(dump_config(dataclasses.replace(config, image=image)))
+    device.start()
+    assert "OSD on, 1 privacy mask(s)" in device.output()
+    pictures = {
+        "main": (rtsp_picture(device, 101, 1920, 1080), 1920, 1080),
+        "sub": (rtsp_picture(device, 102, 640, 360), 640, 360),
+    }
+    reply = device.get("/ISAPI/Streaming/channels/101/picture")
+    assert reply.status_code == 200
+    jpeg = av.CodecContext.create("mjpeg", "r").decode(av.Packet(reply.content))[0]
+    pictures["snapshot"] = (luma(jpeg), jpeg.width, jpeg.height)
+    for name, (y, width, height) in pictures.items():
+        inside = box(mask_rect(MASK, width, height), 1, inset=8)  # a JPEG block off the edges
+        black = 0 if name == "snapshot" else 16
+        assert abs(int(np.median(y[inside])) - black) <= 2, name
+        assert int(y[inside].max()) - int(y[inside].min()) <= 12, name
+        date_row = y[: height // 10, : width // 3]  # the date/time, top left, as shipped
+        assert int(date_row.max()) >= 200, name
