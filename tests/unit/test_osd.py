@@ -175,6 +175,14 @@ def test_the_date_is_in_the_device_time_zone() -> None:
     assert [text for text, _ in overlay._cache] == ["1970-01-01 08:00:00"]
 
 
+def test_a_zone_the_clock_cannot_use_shows_utc(caplog: pytest.LogCaptureFixture) -> None:
+    overlay = overlay_of(OsdSettings(name=NameOverlay(enabled=False)), clock=Clock(0.0),
+                         time_zone="CST-8:99:00")  # fmt: skip
+    overlay.draw(random_frame(640, 360))
+    assert [text for text, _ in overlay._cache] == ["1970-01-01 00:00:00"]
+    assert "shown in UTC" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("date_format", "time_format", "week", "expected"),
     [

@@ -16,8 +16,8 @@ so a tap scales it in swscale and copies the Y plane instead of decoding the sub
 picture, no decode cost. A tap is called in this thread and must return at once (it hands the
 array to a thread of its own); with no tap registered the capture loop does no extra work.
 
-An overlay (`set_overlay`: the OSD and privacy masks of `vigil.media.osd`) is drawn into each
-captured frame first, so every stream, tap and snapshot shows it.
+An overlay (`set_overlay`: the privacy masks and OSD of `vigil.media.osd`) is drawn into each
+captured frame before it is encoded or kept for snapshots; taps get it masked but without text.
 """
 
 from __future__ import annotations
@@ -255,10 +255,12 @@ class VideoChannel:
                 continue
             overlay = self._overlay
             if overlay is not None:
-                captured = overlay.apply(captured)
-            self._latest = captured
+                captured = overlay.mask(captured)
             if self._taps:
-                self._feed_taps(captured)
+                self._feed_taps(captured)  # masked, without the OSD text (see vigil.media.osd)
+            if overlay is not None:
+                overlay.label(captured.frame)
+            self._latest = captured
             self._encode(captured)
 
     def _read_timeout(self) -> float:

@@ -1,7 +1,11 @@
 """Burning the OSD (channel name, date/time, text lines) and privacy masks into captured frames.
 
-The channel's capture thread calls `Overlay.apply` on each frame before any stream's encoder,
-frame tap or snapshot sees it, so every stream, recording and picture shows the same thing.
+The channel's capture thread draws into each frame before any stream's encoder or snapshot sees
+it, so every stream, recording and picture shows the same thing. The frame taps (the event
+detectors' pictures) see the masks but not the text (`Overlay.mask`, taps, `Overlay.label`):
+what is masked is not analysed, and the date's digits changing every second, or crisp white
+text on a covered or defocused view, must not look like motion, a picture or sharpness. (On
+Hikvision cameras too the OSD is added at the encoder, after analysis.)
 
 Choices where the issue is silent:
 
@@ -26,7 +30,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 from typing import Any
 
 import av
@@ -200,6 +204,15 @@ def date_time_text(when: datetime, settings: DateTimeOverlay) -> str:
     return f"{date}{week} {clock}"
 
 
+def _zone_of(time_zone: str) -> timezone:
+    """The device's zone; UTC (logged) for one the clock cannot use, so video still runs."""
+    try:
+        return parse_time_zone(time_zone)
+    except ValueError as exc:
+        log.warning("OSD: %s; the date/time is shown in UTC", exc)
+        return UTC
+
+
 class Overlay:
     """One channel's OSD and masks, applied to its frames in the capture thread.
 
@@ -217,7 +230,7 @@ class Overlay:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
-        self._zone: timezone = parse_time_zone(time_zone)
+        self._zone = _zone_of(time_zone)
         self._clock = clock
         osd = settings.osd
         self.atlas = atlas if atlas is not None or not osd.shown else GlyphAtlas()
@@ -232,24 +245,36 @@ class Overlay:
         self._converter: VideoReformatter | None = None
 
     def apply(self, captured: CapturedFrame) -> CapturedFrame:
+        """Masks and text: `mask` then `label`."""
+        captured = self.mask(captured)
+        self.label(captured.frame)
+        return captured
+
+    def mask(self, captured: CapturedFrame) -> CapturedFrame:
+        """The privacy masks filled in; the frame converted first if it cannot be drawn on."""
         frame = captured.frame
         if frame.format.name not in IN_PLACE:
             frame = self._convert(frame)
             captured = dataclasses.replace(captured, frame=frame)
-        self.draw(frame)
+        if self._masks:
+            planes = frame_planes(frame)
+            for area in self._masks:
+                self._fill(planes, mask_rect(area, frame.width, frame.height))
         return captured
 
-    def draw(self, frame: av.VideoFrame) -> None:
-        """Masks, then text, written into the frame's planes (one of `IN_PLACE`)."""
-        planes = frame_planes(frame)
-        for area in self._masks:
-            self._fill(planes, mask_rect(area, frame.width, frame.height))
+    def label(self, frame: av.VideoFrame) -> None:
+        """The OSD text drawn over the frame (one of `IN_PLACE`: after `mask`)."""
         if self.atlas is None:
             return
+        planes = frame_planes(frame)
         scale = font_scale(self.settings.osd.font_size, frame.height, self.atlas.cell_height)
         for text, x, y in self._placed_texts():
             bitmap = self.bitmap(text, scale)
             self._blit(planes, bitmap, text_origin(x, y, bitmap.size, frame.width, frame.height))
+
+    def draw(self, frame: av.VideoFrame) -> None:
+        """Masks, then text, written into the frame's planes (one of `IN_PLACE`)."""
+        self.apply(CapturedFrame(frame, 0.0))
 
     def bitmap(self, text: str, scale: int) -> TextBitmap:
         key = (text, scale)

@@ -102,14 +102,18 @@ def encoded() -> dict[str, Any]:
 
     async def run() -> dict[str, Any]:
         collector = Collector()
+        tapped: list[Pixels] = []
         async with still_channel(collector) as channel:
+            channel.add_tap(lambda _at, picture: tapped.append(picture), max_fps=5)
             await asyncio.sleep(1.5)
             before = {s: len(collector.of(s)) for s in (101, 102)}
+            tapped_before = len(tapped)
             channel.set_overlay(Overlay(SETTINGS, "UTC+0:00:00"))
             await asyncio.sleep(1.5)
             jpeg = await channel.snapshot(640, 360, quality=90)
         streams = {s: decode(collector.of(s)) for s in (101, 102)}
-        return {"before": before, "streams": streams, "jpeg": jpeg}
+        taps = (tapped[tapped_before - 2], tapped[-1])
+        return {"before": before, "streams": streams, "jpeg": jpeg, "taps": taps}
 
     return asyncio.run(run())
 
@@ -142,6 +146,14 @@ def test_the_text_area_differs_from_the_same_picture_without_osd(
     assert change(text) > 15
     assert change(control) < 2
     assert int(with_[text].max()) >= white  # the glyphs
+
+
+def test_the_detectors_pictures_are_masked_but_carry_no_text(encoded: dict[str, Any]) -> None:
+    without, with_ = encoded["taps"]  # the luma at the sub stream's size, 320x180
+    inside = box(mask_rect(MASK, 640, 360), 2, inset=1)
+    assert int(with_[inside].max()) <= 17 and int(without[inside].max()) > 60
+    text = box(text_rect(), 2)
+    assert (with_[text] == without[text]).all()  # the still picture, exactly: no text drawn
 
 
 def test_a_snapshot_shows_the_mask(encoded: dict[str, Any]) -> None:
