@@ -131,8 +131,16 @@ def test_round_trip(protocol: Codec, address: int, command: Command) -> None:
     assert protocol.decode(raw, address) == Frame(address, command)
 
 
+random_frames = st.one_of(
+    st.binary(max_size=12),
+    st.binary(min_size=6, max_size=6).map(lambda b: b"\xff" + b),
+    st.binary(min_size=7, max_size=7).map(lambda b: b"\xa0" + b),
+    st.binary(min_size=6, max_size=6).map(lambda b: b"\xa0" + b[:5] + b"\xaf" + b[5:]),
+)
+
+
 @pytest.mark.parametrize("protocol", CODECS, ids=lambda c: c.name)
-@given(data=st.binary(max_size=12))
+@given(data=random_frames)
 def test_random_bytes_only_ever_raise_pelco_error(protocol: Codec, data: bytes) -> None:
     try:
         decoded = protocol.decode(data)

@@ -1,4 +1,5 @@
-"""The host command line `vigil`: discover, activate and re-address devices over SADP.
+"""The host command line `vigil`: discover, activate and re-address devices over SADP;
+`vigil ptz-sim` simulates a Pelco-D/P dome (`ptz_sim`).
 
 User errors (bad arguments, no such device, a refused command) end with one line on stderr and
 a non-zero exit code, never a traceback: 0 success, 1 failure, 2 usage, 130 interrupted.

@@ -126,6 +126,9 @@ class Dome:
 
     def position(self, now: float) -> Position:
         self.advance(now)
+        return self._here()
+
+    def _here(self) -> Position:
         return Position(self.pan, self.tilt, self.zoom)
 
     def advance(self, now: float) -> None:
@@ -143,7 +146,7 @@ class Dome:
 
     def _approach(self, axis: Axis, target: float, dt: float) -> None:
         step = (_zoom_rate(3) if axis is Axis.ZOOM else PRESET_DEG_PER_S) * dt
-        current = Position(self.pan, self.tilt, self.zoom).of(axis)
+        current = self._here().of(axis)
         distance = target - current
         if axis is Axis.PAN:
             distance = (distance + 180) % 360 - 180
@@ -167,7 +170,7 @@ class Dome:
                 self.motion = command
                 self.targets.clear()
             case Preset(PresetAction.SET, number):
-                self.presets[number] = Position(self.pan, self.tilt, self.zoom)
+                self.presets[number] = self._here()
             case Preset(PresetAction.CLEAR, number):
                 self.presets.pop(number, None)
             case Preset(PresetAction.GOTO, number):
@@ -176,9 +179,7 @@ class Dome:
                 self.targets[axis] = from_wire(axis, value)
                 self.motion = Move()
             case QueryPosition(axis):
-                return PositionReply(
-                    axis, to_wire(axis, Position(self.pan, self.tilt, self.zoom).of(axis))
-                )
+                return PositionReply(axis, to_wire(axis, self._here().of(axis)))
             case ZoomSpeed(speed):
                 self.zoom_speed = speed
             case Aux(number, on):
