@@ -1,6 +1,8 @@
 """OSD and privacy masks through a real VideoChannel: SimSensor capture, libx264 main and sub
 streams decoded again with PyAV (FFmpeg's H.264 decoder), and a snapshot JPEG decoded as well;
-then the real daemon started with masks in its configuration, played over RTSP by ffmpeg.
+then the media service following live changes of the settings (subscribed to the store as
+the daemon does), and the real daemon started with masks in its configuration, played over
+RTSP by ffmpeg.
 
 The simulated sensor shows a frozen picture (scene `still`), so the same picture with and
 without the overlay can be compared after encoding: the mask's rectangle must be flat black in
@@ -13,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import subprocess
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import av
@@ -22,8 +26,8 @@ import numpy as np
 import pytest
 
 from tests.integration.test_media_channel import Collector, channel_of
-from tests.vigild import ADMIN_PASSWORD, Vigild
-from vigil.board.description import BoardSensor
+from tests.vigild import ADMIN_PASSWORD, Vigild, free_port
+from vigil.board.description import BoardSensor, load_board
 from vigil.config.events import Area
 from vigil.config.image import (
     ChannelImage,
@@ -34,11 +38,13 @@ from vigil.config.image import (
     PrivacyMaskSettings,
     TextOverlay,
 )
-from vigil.config.model import StreamSettings
-from vigil.config.store import dump_config, parse_config
+from vigil.config.model import Config, PortSettings, StreamSettings, TimeSettings
+from vigil.config.store import ConfigStore, dump_config, parse_config
 from vigil.media.channel import VideoChannel
 from vigil.media.frames import AccessUnit
 from vigil.media.osd import Overlay, font_scale, mask_rect, text_origin
+from vigil.media.rtsp.auth import AuthResult
+from vigil.media.service import MediaService
 from vigil.media.source import SimSensor
 
 MAIN = StreamSettings(id=101, name="Main Stream", codec="H264", width=640, height=360, fps=15,
@@ -164,6 +170,52 @@ def test_a_snapshot_shows_the_mask(encoded: dict[str, Any]) -> None:
     assert int(y[box((40, 60, 200, 120), 1)].max()) > 60
 
 
+# -- the media service, live -----------------------------------------------------------------------
+class NoClients:
+    """RTSP authentication refusing everyone: this test plays no stream."""
+
+    def check(self, method: str, uri: str, authorization: str | None, client: str) -> AuthResult:
+        raise AssertionError("no RTSP client in this test")
+
+
+async def test_the_media_service_follows_image_and_time_zone_changes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="vigil.media.service")
+    config = Config(ports=PortSettings(rtsp=free_port()), streams=[MAIN, SUB])
+    store = ConfigStore(tmp_path / "config.toml", config)
+    store.load()
+    media = MediaService(load_board("sim"), store, bind="127.0.0.1", rtsp_auth=NoClients(),
+                         allow=lambda _address: True)  # fmt: skip
+    store.subscribe("image", media.apply_image)  # the daemon's wiring
+    store.subscribe("time", media.apply_time)
+    inside = box(mask_rect(MASK, 640, 360), 1, inset=8)
+
+    async def snapshot_luma() -> Pixels:
+        await asyncio.sleep(0.6)  # a few frames with the new settings
+        jpeg = await media.snapshot(1, 640, 360, 90)
+        return luma(av.CodecContext.create("mjpeg", "r").decode(av.Packet(jpeg))[0])
+
+    await media.start()
+    try:
+        assert "OSD on (time zone UTC+0:00:00), 0 privacy mask(s)" in caplog.text  # as shipped
+        assert int((await snapshot_luma())[inside].max()) > 60
+        image = ImageSettings(channels=[SETTINGS])
+        await store.replace(dataclasses.replace(store.current, image=image))
+        assert int((await snapshot_luma())[inside].max()) <= 8
+        await store.replace(
+            dataclasses.replace(store.current, time=TimeSettings(time_zone="CST-8:00:00"))
+        )
+        assert "OSD on (time zone CST-8:00:00), 1 privacy mask(s)" in caplog.text
+        off = ChannelImage(osd=SETTINGS.osd, privacy_mask=PrivacyMaskSettings(areas=[MASK]))
+        off = dataclasses.replace(off, osd=dataclasses.replace(off.osd, texts=[]))
+        await store.replace(dataclasses.replace(store.current, image=ImageSettings([off])))
+        assert "OSD off, 0 privacy mask(s)" in caplog.text
+        assert int((await snapshot_luma())[inside].max()) > 60
+    finally:
+        await media.stop()
+
+
 # -- the daemon -----------------------------------------------------------------------------------
 def rtsp_picture(device: Vigild, stream_id: int, width: int, height: int) -> Pixels:
     """The luma of one picture of a live stream, as ffmpeg decodes it from RTSP."""
@@ -186,7 +238,7 @@ def test_the_daemon_burns_its_configured_masks_into_streams_and_snapshots(device
     image = ImageSettings(channels=[dataclasses.replace(SETTINGS, osd=OsdSettings())])
     path.write_bytes(dump_config(dataclasses.replace(config, image=image)))
     device.start()
-    assert "OSD on, 1 privacy mask(s)" in device.output()
+    assert "OSD on (time zone UTC+0:00:00), 1 privacy mask(s)" in device.output()
     pictures = {
         "main": (rtsp_picture(device, 101, 1920, 1080), 1920, 1080),
         "sub": (rtsp_picture(device, 102, 640, 360), 640, 360),

@@ -155,9 +155,10 @@ class MediaService:
             self._atlas = overlay.atlas
         self.channel.set_overlay(overlay)
         osd, masks = settings.osd, settings.privacy_mask
+        shown = f"on (time zone {config.time.time_zone})" if osd.shown else "off"
         log.info(
             "channel %d: OSD %s, %d privacy mask(s)",
-            LOCAL_CHANNEL, "on" if osd.shown else "off", len(masks.areas) if masks.shown else 0,
+            LOCAL_CHANNEL, shown, len(masks.areas) if masks.shown else 0,
         )  # fmt: skip
 
     async def apply_ports(self, old: PortSettings, new: PortSettings) -> None:
