@@ -8,6 +8,7 @@ clock (exact speeds, limits, the short way round), and the CLI as a subprocess.
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -34,7 +35,7 @@ from vigil.ptz.commands import (
     SetPosition,
     ZoomSpeed,
 )
-from vigil_tools.ptz_sim import Dome, DomeSimulator, Position, PtyMaster
+from vigil_tools.ptz_sim import READ_TIMEOUT, Dome, DomeSimulator, Position, PtyMaster
 
 ADDRESS = 3
 
@@ -179,6 +180,32 @@ def test_refused_frames_change_nothing(line: Line) -> None:
         "a position reply is for the controller, not for a dome",
     ]
     assert line.simulator.position() == Position(0.0, 0.0, 1.0)
+
+
+def test_on_a_serial_device_until_the_line_fails(caplog: pytest.LogCaptureFixture) -> None:
+    """The simulator on pyserial (as with --port), the test on the PTY master; then a hang-up."""
+    master, slave = os.openpty()
+    port = serial.Serial(os.ttyname(slave), 9600, timeout=READ_TIMEOUT)
+    simulator = DomeSimulator(port, "pelco-d", ADDRESS)
+    simulator.start()
+    pelco_d = codec("pelco-d")
+    try:
+        os.write(master, b"junk" + pelco_d.encode(ADDRESS, QueryPosition(Axis.TILT)))
+        ready, _, _ = select.select([master], [], [], 5)
+        assert ready
+        reply = pelco_d.decode(os.read(master, 64), ADDRESS)
+        assert reply.command == PositionReply(Axis.TILT, 0)
+        assert simulator.skipped == 4
+        os.close(slave)
+        os.close(master)
+        deadline = time.monotonic() + 5
+        while simulator.running:
+            assert time.monotonic() < deadline, "the simulator did not notice the hang-up"
+            time.sleep(0.02)
+        assert "the line failed, the dome stops listening" in caplog.text
+    finally:
+        simulator.stop()
+        port.close()
 
 
 # --- the model with a manual clock ----------------------------------------------------------

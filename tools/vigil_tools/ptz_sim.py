@@ -281,6 +281,10 @@ class DomeSimulator:
         with self._lock:
             return dict(self._dome.presets)
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def start(self) -> None:
         self._stopping.clear()
         self._thread = threading.Thread(target=self._run, name="ptz-sim", daemon=True)
@@ -295,7 +299,11 @@ class DomeSimulator:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            data = self._port.read(256)
+            try:
+                data = self._port.read(256)
+            except (OSError, serial.SerialException) as exc:
+                log.error("the line failed, the dome stops listening: %s", exc)
+                return
             if data:
                 with self._lock:
                     items = self._decoder.feed(data)
@@ -323,11 +331,11 @@ class DomeSimulator:
     def _record(self, received: ReceivedFrame) -> None:
         with self._lock:
             self._received.append(received)
-        frame = received.frame.command if received.frame else None
+        what = received.frame.command if received.frame else "not a command"
         if received.error:
-            log.info("rx %s: %s, ignored (%s)", received.raw.hex(" "), frame, received.error)
+            log.info("rx %s: %s, ignored (%s)", received.raw.hex(" "), what, received.error)
         else:
-            log.info("rx %s: %s", received.raw.hex(" "), frame)
+            log.info("rx %s: %s", received.raw.hex(" "), what)
 
 
 # --- the command line -----------------------------------------------------------------------
