@@ -11,6 +11,7 @@ from vigil.api import (
     isapi_detection,
     isapi_download,
     isapi_events,
+    isapi_image,
     isapi_io,
     isapi_network,
     isapi_notify,
@@ -43,6 +44,7 @@ ISAPI_MODULES = (
     isapi_events,
     isapi_io,
     isapi_detection,
+    isapi_image,
     isapi_triggers,
     isapi_notify,
 )

@@ -81,7 +81,8 @@ Point = tuple[int, int]
 CHANNEL = "/ISAPI/System/Video/inputs/channels/{ch}"
 GRID_LAYOUT_ROOTS = ("MotionDetectionGridLayout", "MotionDetectionLayout")
 FRAME = 1000  # coordinates are thousandths of the picture
-SCREEN = {"normalizedScreenWidth": FRAME, "normalizedScreenHeight": FRAME}
+Screen = tuple[int, int]  # a normalized screen's width and height, origin bottom left
+THOUSANDTHS: Screen = (FRAME, FRAME)  # the detection documents' screen
 GRID_ROW_DIGITS = 6  # 3 bytes of hex a row
 GRID_MAP = re.compile(rf"[0-9A-Fa-f]{{{GRID_ROWS * GRID_ROW_DIGITS}}}")
 REGION_TYPES = {"grid": "grid", "expert": "roi"}
@@ -135,26 +136,47 @@ def hex_to_grid(grid_map: str) -> list[str]:
     return [f"{int(row, 16):0{width}b}"[:GRID_COLUMNS] for row in rows]
 
 
-def area_points(area: Area) -> list[Point]:
+def rescale(value: int, to: int, unit: int) -> int:
+    """`value` of `unit` as a share of `to`, rounded half up (exact when `to` is `unit`)."""
+    return (2 * value * to + unit) // (2 * unit)
+
+
+def to_screen(x: int, y: int, screen: Screen = THOUSANDTHS) -> Point:
+    """A point in thousandths (origin top left) -> the screen's (origin bottom left)."""
+    width, height = screen
+    return rescale(x, width, FRAME), height - rescale(y, height, FRAME)
+
+
+def from_screen(point: Point, screen: Screen = THOUSANDTHS) -> Point:
+    """A point of the screen (origin bottom left) -> thousandths (origin top left). With a
+    screen no finer than thousandths, `to_screen` gives the point back exactly."""
+    (x, y), (width, height) = point, screen
+    return rescale(x, FRAME, width), rescale(height - y, FRAME, height)
+
+
+def area_points(area: Area, screen: Screen = THOUSANDTHS) -> list[Point]:
     """An area (top-left origin) -> its corners in Hikvision's coordinates (bottom-left
-    origin), clockwise from the top left."""
-    top, bottom = FRAME - area.y, FRAME - area.y - area.height
-    left, right = area.x, area.x + area.width
+    origin, in `screen`), clockwise from the top left."""
+    left, top = to_screen(area.x, area.y, screen)
+    right, bottom = to_screen(area.x + area.width, area.y + area.height, screen)
     return [(left, top), (right, top), (right, bottom), (left, bottom)]
 
 
-def points_area(points: Sequence[Point]) -> Area:
-    """The 4 corners, in any order and in Hikvision's coordinates, of a rectangle with sides
-    along the picture's -> the area; ValueError if they are not that."""
+def points_area(points: Sequence[Point], screen: Screen = THOUSANDTHS) -> Area:
+    """The 4 corners, in any order and in Hikvision's coordinates (in `screen`), of a
+    rectangle with sides along the picture's -> the area; ValueError if they are not that."""
     if len(points) != 4:
         raise ValueError(f"an area is a rectangle: 4 corners, not {len(points)}")
-    outside = next((p for p in points if not all(0 <= c <= FRAME for c in p)), None)
+    width, height = screen
+    outside = next((p for p in points if not (0 <= p[0] <= width and 0 <= p[1] <= height)), None)
     if outside is not None:
-        raise ValueError(f"{outside} is outside the picture (0-{FRAME})")
+        raise ValueError(f"{outside} is outside the picture (0-{width}, 0-{height})")
     xs, ys = sorted({x for x, _ in points}), sorted({y for _, y in points})
     if len(xs) != 2 or len(ys) != 2 or set(points) != {(x, y) for x in xs for y in ys}:
         raise ValueError("the corners do not make a rectangle with sides along the picture's")
-    area = Area(x=xs[0], y=FRAME - ys[1], width=xs[1] - xs[0], height=ys[1] - ys[0])
+    left, top = from_screen((xs[0], ys[1]), screen)
+    right, bottom = from_screen((xs[1], ys[0]), screen)
+    area = Area(x=left, y=top, width=right - left, height=bottom - top)
     validate(area)
     return area
 
@@ -181,21 +203,28 @@ def _limits(cls: type, field: str) -> dict[str, Any]:
     return {"@min": _rule(cls, field, "min"), "@max": _rule(cls, field, "max")}
 
 
-def _check_screen(doc: XmlIn | None) -> None:
+def screen_doc(screen: Screen = THOUSANDTHS) -> dict[str, int]:
+    """A `normalizedScreenSize`."""
+    return {"normalizedScreenWidth": screen[0], "normalizedScreenHeight": screen[1]}
+
+
+def check_screen(doc: XmlIn | None, screen: Screen = THOUSANDTHS) -> None:
+    """A `normalizedScreenSize` sent must be the document's own."""
     if doc is None:
         return
     size = (doc.int("normalizedScreenWidth"), doc.int("normalizedScreenHeight"))
     doc.finish()
-    if size != (FRAME, FRAME):
-        raise bad_parameters(f"<normalizedScreenSize>: coordinates are in {FRAME}x{FRAME}")
+    if size != screen:
+        raise bad_parameters(f"<normalizedScreenSize>: coordinates are in {screen[0]}x{screen[1]}")
 
 
-def _points_doc(area: Area) -> dict[str, Any]:
-    corners = [{"positionX": x, "positionY": y} for x, y in area_points(area)]
+def points_doc(area: Area, screen: Screen = THOUSANDTHS) -> dict[str, Any]:
+    """A `RegionCoordinatesList`'s content."""
+    corners = [{"positionX": x, "positionY": y} for x, y in area_points(area, screen)]
     return {"RegionCoordinates": corners}
 
 
-def _parse_area(doc: XmlIn, where: str) -> Area:
+def parse_area(doc: XmlIn, where: str, screen: Screen = THOUSANDTHS) -> Area:
     """A `RegionCoordinatesList` -> the rectangle it draws."""
     points: list[Point] = []
     for corner in doc.children("RegionCoordinates", limit=16):
@@ -206,7 +235,7 @@ def _parse_area(doc: XmlIn, where: str) -> Area:
         points.append((x, y))
     doc.finish()
     try:
-        return points_area(points)
+        return points_area(points, screen)
     except ValueError as exc:
         raise bad_parameters(f"<{where}/RegionCoordinatesList>: {exc}") from None
 
@@ -222,7 +251,7 @@ def _region_doc(area: MotionArea) -> dict[str, Any]:
         "id": area.id,
         "enabled": True,
         **levels,
-        "RegionCoordinatesList": _points_doc(area.area),
+        "RegionCoordinatesList": points_doc(area.area),
     }
 
 
@@ -233,7 +262,7 @@ def motion_doc(motion: MotionSettings) -> dict[str, Any]:
         "regionType": REGION_TYPES[motion.mode],
         "Grid": {"rowGranularity": GRID_ROWS, "columnGranularity": GRID_COLUMNS},
         "MotionDetectionLayout": _layout_doc(motion),
-        "normalizedScreenSize": SCREEN,
+        "normalizedScreenSize": screen_doc(),
         "MotionDetectionRegionList": {
             "MotionDetectionRegion": [_region_doc(a) for a in motion.areas]
         },
@@ -285,7 +314,7 @@ def _parse_region(doc: XmlIn, current: Sequence[MotionArea]) -> MotionArea | Non
         return None
     base = next((a for a in current if a.id == region_id), None)
     if corners is not None:
-        levels["area"] = _parse_area(corners, where)
+        levels["area"] = parse_area(corners, where)
     elif base is None:
         raise bad_xml_content(f"{where} needs a <RegionCoordinatesList>")
     elements = {field: f"{where}/{tag}" for field, tag in REGION_ELEMENTS.items()}
@@ -342,7 +371,7 @@ def parse_motion(doc: XmlIn, current: MotionSettings) -> MotionSettings:
     layout = doc.child("MotionDetectionLayout")
     if layout is not None:
         changes |= parse_layout(layout)
-    _check_screen(doc.child("normalizedScreenSize"))
+    check_screen(doc.child("normalizedScreenSize"))
     regions = doc.child("MotionDetectionRegionList")
     if regions is not None:
         changes["areas"] = _parse_regions(regions, current.areas)
@@ -385,11 +414,11 @@ def tamper_doc(tamper: TamperSettings) -> dict[str, Any]:
         "id": 1,
         "enabled": True,
         "sensitivityLevel": tamper.sensitivity,
-        "RegionCoordinatesList": _points_doc(tamper.area),
+        "RegionCoordinatesList": points_doc(tamper.area),
     }
     return {
         "enabled": tamper.enabled,
-        "normalizedScreenSize": SCREEN,
+        "normalizedScreenSize": screen_doc(),
         "TamperDetectionRegionList": {"TamperDetectionRegion": region},
     }
 
@@ -404,13 +433,13 @@ def _parse_tamper_region(doc: XmlIn) -> dict[str, Any]:
     corners = doc.child("RegionCoordinatesList")
     doc.finish()
     if corners is not None:
-        changes["area"] = _parse_area(corners, where)
+        changes["area"] = parse_area(corners, where)
     return changes
 
 
 def parse_tamper(doc: XmlIn, current: TamperSettings) -> TamperSettings:
     changes = _scalars(doc, TamperSettings, {"enabled": "enabled"})
-    _check_screen(doc.child("normalizedScreenSize"))
+    check_screen(doc.child("normalizedScreenSize"))
     regions = doc.child("TamperDetectionRegionList")
     doc.finish()
     if regions is not None:
