@@ -196,6 +196,14 @@ def _parse_text(doc: XmlIn, current: OsdSettings) -> TextOverlay:
     return checked(same, TEXT_ELEMENTS, where, **changes)
 
 
+def _parse_texts(doc: XmlIn, current: OsdSettings) -> list[TextOverlay]:
+    lines = list(doc.children("TextOverlay", 32))
+    doc.finish()
+    if len(lines) > MAX_TEXT_LINES:
+        raise bad_parameters(f"<TextOverlayList>: at most {MAX_TEXT_LINES} lines, not {len(lines)}")
+    return [_parse_text(line, current) for line in lines]
+
+
 def _parse_part(doc: XmlIn, current: Any, elements: dict[str, str], where: str) -> Any:
     """`channelNameOverlay` or `DateTimeOverlay`: flags, position and (date/time) styles."""
     flags = {f: t for f, t in elements.items() if isinstance(getattr(current, f), bool)}
@@ -220,8 +228,7 @@ def parse_overlay(doc: XmlIn, current: OsdSettings) -> OsdSettings:
         changes["font_size"] = FONT_NAMES[font]
     texts = doc.child("TextOverlayList")
     if texts is not None:
-        changes["texts"] = [_parse_text(t, current) for t in texts.children("TextOverlay", 32)]
-        texts.finish()
+        changes["texts"] = _parse_texts(texts, current)
     date_time = doc.child("DateTimeOverlay")
     if date_time is not None:
         where = "DateTimeOverlay"
