@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from hikvisionapi import Client
 
+from tests.integration.test_users import add_user
 from tests.isapi_xml import NS, refusal, text, xml
 from tests.vigild import ADMIN_PASSWORD, Vigild
 from vigil.config.events import Area
@@ -347,3 +348,16 @@ def test_an_unknown_channel_is_not_found(camera: Vigild, path: str) -> None:
         other = path.replace("channels/1", f"channels/{channel}")
         assert refusal(camera.get(other))[:2] == (404, "notSupport")
         assert refusal(camera.put(other, "<PrivacyMask/>"))[:2] == (404, "notSupport")
+
+
+def test_a_viewer_reads_but_cannot_write(camera: Vigild) -> None:
+    assert add_user(camera, "looker", "Viewer", "View-Pass-11").status_code == 200
+    viewer = camera.session("looker", "View-Pass-11")
+    config = camera.data_dir / "config.toml"
+    before = config.read_bytes()
+    for path in DOCUMENTS:
+        shown = viewer.get(f"{camera.url}{path}", timeout=10)
+        assert shown.status_code == 200
+        denied = viewer.put(f"{camera.url}{path}", data=shown.content, timeout=10)
+        assert refusal(denied)[:2] == (403, "noPermission")
+    assert config.read_bytes() == before
