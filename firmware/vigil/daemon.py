@@ -494,6 +494,8 @@ class Vigil:
         store.subscribe("events", self.alarm_io.apply)
         store.subscribe("ports", self.media.apply_ports)
         store.subscribe("streams", self.media.apply_streams)
+        store.subscribe("image", self.media.apply_image)
+        store.subscribe("time", self.media.apply_time)
         store.subscribe("storage", self.storage.apply)
         store.subscribe("record", self.recording.apply_record)
         store.subscribe("streams", self.recording.apply_streams)
