@@ -133,7 +133,9 @@ def test_an_alarm_input_runs_its_whole_linkage(
     matches = search(device, search_body("alarm"))[2]
     assert matches and {m.kind for m in matches} == {"alarm"}
     start, end = min(m.start for m in matches), max(m.end for m in matches)
-    assert closed_at - timedelta(seconds=PRE_S + 2.5) <= start <= closed_at - timedelta(seconds=2)
+    # The start: whole GOPs of pre-record (5 s, up to a GOP more), search times in whole seconds.
+    earliest = closed_at - timedelta(seconds=PRE_S + GOP_S + 1)
+    assert earliest <= start <= closed_at - timedelta(seconds=2)
     # The end: the bus's hold-off, then post-record, then the GOP under way is finished.
     latest = opened_at + timedelta(seconds=HOLD_OFF_S + POST_S + GOP_S + 1)
     assert opened_at + timedelta(seconds=POST_S) <= end <= latest

@@ -140,6 +140,7 @@ def test_format_fill_pull_and_put_back(vigild_factory, card_image: Path) -> None
     assert log_count(device, "Information", "diskFullCleared") == 1
 
     # Pulled: lazily unmounted, then the loop device goes.
+    before = recordings(mount_point)  # (the new file may come before the test looks again)
     run("umount", "-l", str(mount_point))
     run("losetup", "-d", loop)
     wait_for(lambda: hdd(device)["status"] in ("error", "notexist"), "the card to be gone")
@@ -153,7 +154,6 @@ def test_format_fill_pull_and_put_back(vigild_factory, card_image: Path) -> None
     wait_for(lambda: hdd(device)["vigilState"] == "normal", "the card back")
     assert log_count(device, "Information", "diskErrorCleared") == 1
     assert mounted(mount_point)
-    before = recordings(mount_point)
     wait_for(lambda: bool(recordings(mount_point) - before), "recording to resume")
 
     # Pulled with `losetup -d` alone while mounted (the kernel defers the detach).
