@@ -1,10 +1,14 @@
-"""Reading ISAPI answers in device tests: the document of a 200, a path's text, a refusal."""
+"""Reading ISAPI answers in device tests: the document of a 200, a path's text, a refusal,
+and a refused document that must change nothing."""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 
 import requests
+
+from tests.vigild import Vigild
 
 NS = "{http://www.hikvision.com/ver20/XMLSchema}"
 
@@ -21,3 +25,20 @@ def text(element: ET.Element, path: str) -> str:
 def refusal(reply: requests.Response) -> tuple[int, str, str]:
     status = ET.fromstring(reply.content)
     return reply.status_code, text(status, "subStatusCode"), text(status, "errorMsg")
+
+
+def bad(what: str, path: str, body: str, sub: str, words: str) -> tuple[str, str, str, str, str]:
+    """A refused document: (what, path, body, sub status, words the message must contain)."""
+    return (what, path, body, sub, words)
+
+
+def assert_refused_unchanged(
+    device: Vigild, documents: Sequence[str], path: str, body: str, sub: str, words: str
+) -> None:
+    """PUT `body` is a 400 `sub` naming `words`, and no document nor config.toml changed."""
+    config = device.data_dir / "config.toml"
+    before = [device.get(p).content for p in documents], config.read_bytes()
+    code, sub_status, message = refusal(device.put(path, body))
+    assert (code, sub_status) == (400, sub), message
+    assert words in message, message
+    assert ([device.get(p).content for p in documents], config.read_bytes()) == before

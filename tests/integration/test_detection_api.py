@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from hikvisionapi import Client
 
-from tests.isapi_xml import NS, refusal, text, xml
+from tests.isapi_xml import NS, assert_refused_unchanged, bad, refusal, text, xml
 from tests.vigild import ADMIN_PASSWORD, Vigild
 
 CHANNEL = "/ISAPI/System/Video/inputs/channels/1"
@@ -304,11 +304,6 @@ def tamper(*items: str) -> str:
     return f"<TamperDetection>{listed}</TamperDetection>"
 
 
-def bad(what: str, path: str, body: str, sub: str, words: str) -> tuple[str, str, str, str, str]:
-    """A refused document: (what, path, body, sub status, words the message must contain)."""
-    return (what, path, body, sub, words)
-
-
 BAD = [
     bad("not XML", MOTION, "<MotionDetection><enabled>true", "badXmlFormat", "not well-formed"),
     bad("wrong root", MOTION, "<TamperDetection/>", "badXmlContent", "MotionDetection"),
@@ -478,9 +473,4 @@ BAD = [
 def test_refused_documents_change_nothing(
     camera: Vigild, what: str, path: str, body: str, sub: str, words: str
 ) -> None:
-    config = camera.data_dir / "config.toml"
-    before = [camera.get(p).content for p in DOCUMENTS], config.read_bytes()
-    code, sub_status, message = refusal(camera.put(path, body))
-    assert (code, sub_status) == (400, sub), message
-    assert words in message, message
-    assert ([camera.get(p).content for p in DOCUMENTS], config.read_bytes()) == before
+    assert_refused_unchanged(camera, DOCUMENTS, path, body, sub, words)

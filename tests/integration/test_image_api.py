@@ -19,7 +19,7 @@ import pytest
 from hikvisionapi import Client
 
 from tests.integration.test_users import add_user
-from tests.isapi_xml import NS, refusal, text, xml
+from tests.isapi_xml import NS, assert_refused_unchanged, bad, refusal, text, xml
 from tests.vigild import ADMIN_PASSWORD, Vigild
 from vigil.config.events import Area
 from vigil.media.osd import mask_rect
@@ -231,11 +231,6 @@ def test_a_mask_put_blacks_out_the_snapshot_until_disabled(camera: Vigild) -> No
 
 
 # -- refusals ----------------------------------------------------------------------------------
-def bad(what: str, path: str, body: str, sub: str, words: str) -> tuple[str, str, str, str, str]:
-    """A refused document: (what, path, body, sub status, words the message must contain)."""
-    return (what, path, body, sub, words)
-
-
 NINE = "".join(text_line(n, f"line {n}") for n in range(1, 10))
 BAD = [
     bad("not XML", OVERLAYS, "<VideoOverlay><fontSize>auto", "badXmlFormat", "not well-formed"),
@@ -334,12 +329,7 @@ BAD = [
 def test_refused_documents_change_nothing(
     camera: Vigild, what: str, path: str, body: str, sub: str, words: str
 ) -> None:
-    config = camera.data_dir / "config.toml"
-    before = [camera.get(p).content for p in DOCUMENTS], config.read_bytes()
-    code, sub_status, message = refusal(camera.put(path, body))
-    assert (code, sub_status) == (400, sub), message
-    assert words in message, message
-    assert ([camera.get(p).content for p in DOCUMENTS], config.read_bytes()) == before
+    assert_refused_unchanged(camera, DOCUMENTS, path, body, sub, words)
 
 
 @pytest.mark.parametrize("path", DOCUMENTS)
