@@ -50,12 +50,12 @@ import dataclasses
 import ipaddress
 import re
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
 
-from vigil.api.context import context
+from vigil.api.context import NotifyTests, context
 from vigil.api.errors import IsapiError, bad_parameters, not_found
 from vigil.api.io import checked, config_change, ok, read_xml, xml_response
 from vigil.api.xml import XmlIn, render
@@ -306,64 +306,6 @@ def parse_mailing(doc: XmlIn, current: MailSettings) -> tuple[MailSettings, str 
     return checked(current, MAIL_ELEMENTS, "mailing", **changes), password
 
 
-def _mailing_of(doc: XmlIn) -> XmlIn:
-    """The `mailing` of a `mailingList` (exactly one), or the document itself."""
-    if doc.name != "mailingList":
-        return doc
-    found = list(doc.children("mailing", limit=1))
-    doc.finish()
-    if not found:
-        raise bad_parameters("<mailingList> needs its <mailing>")
-    return found[0]
-
-
-async def _put_mailing(request: web.Request) -> web.Response:
-    doc = _mailing_of(await read_xml(request, ("mailingList", "mailing")))
-    settings, password = parse_mailing(doc, context(request).store.current.events.mailing)
-    await _save_events(request, lambda e: dataclasses.replace(e, mailing=settings))
-    await _save_secret(request, "mail", password)
-    return ok(request)
-
-
-@routes.get(MAILING)
-async def get_mailing_list(request: web.Request) -> web.Response:
-    settings = context(request).store.current.events.mailing
-    return xml_response(render("mailingList", {"mailing": _mailing_doc(settings)}))
-
-
-@routes.put(MAILING)
-async def put_mailing_list(request: web.Request) -> web.Response:
-    return await _put_mailing(request)
-
-
-@routes.post(f"{MAILING}/test")
-@routes.put(f"{MAILING}/test")
-async def test_mailing(request: web.Request) -> web.Response:
-    ctx = context(request)
-    settings, password = ctx.store.current.events.mailing, None
-    doc = await _optional_xml(request, ("mailingList", "mailing"))
-    if doc is not None:
-        settings, password = parse_mailing(_mailing_of(doc), settings)
-    try:
-        await ctx.events.notify.test_mail(settings, password or ctx.events.credentials.get("mail"))
-    except ActionFailed as exc:
-        raise _test_failed(exc) from None
-    return ok(request)
-
-
-@routes.get(MAILING + "/{id}")
-async def get_mailing(request: web.Request) -> web.Response:
-    _one_id(request)
-    settings = context(request).store.current.events.mailing
-    return xml_response(render("mailing", _mailing_doc(settings)))
-
-
-@routes.put(MAILING + "/{id}")
-async def put_mailing(request: web.Request) -> web.Response:
-    _one_id(request)
-    return await _put_mailing(request)
-
-
 # -- FTP ---------------------------------------------------------------------------------------
 def _upload_path_doc(settings: FtpSettings) -> dict[str, Any]:
     levels = ([(FOLDER_RULE, settings.directory)] if settings.directory else []) + (
@@ -449,62 +391,82 @@ def parse_ftp(doc: XmlIn, current: FtpSettings) -> tuple[FtpSettings, str | None
     return checked(current, FTP_ELEMENTS, "FTPNotification", **changes), password
 
 
-def _ftp_of(doc: XmlIn) -> XmlIn:
-    if doc.name != "FTPNotificationList":
-        return doc
-    found = list(doc.children("FTPNotification", limit=1))
-    doc.finish()
-    if not found:
-        raise bad_parameters("<FTPNotificationList> needs its <FTPNotification>")
-    return found[0]
+# -- mail and FTP: one account each ---------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Account:
+    """A notification with one account (mail, FTP): its document alone or in its list of one,
+    at `path` and `path/1`, and its test at `path/test`."""
+
+    path: str
+    list_tag: str
+    item_tag: str
+    field: str  # of EventSettings
+    secret: str  # its name in the credentials store
+    doc: Callable[[Any], dict[str, Any]]
+    parse: Callable[[XmlIn, Any], tuple[Any, str | None]]
+    test: Callable[[NotifyTests, Any, str], Awaitable[None]]
+
+    def current(self, request: web.Request) -> Any:
+        return getattr(context(request).store.current.events, self.field)
+
+    def item(self, doc: XmlIn) -> XmlIn:
+        """The item of a list (exactly one), or the document itself."""
+        if doc.name != self.list_tag:
+            return doc
+        found = list(doc.children(self.item_tag, limit=1))
+        doc.finish()
+        if not found:
+            raise bad_parameters(f"<{self.list_tag}> needs its <{self.item_tag}>")
+        return found[0]
+
+    async def get_list(self, request: web.Request) -> web.Response:
+        item = self.doc(self.current(request))
+        return xml_response(render(self.list_tag, {self.item_tag: item}))
+
+    async def get_one(self, request: web.Request) -> web.Response:
+        _one_id(request)
+        return xml_response(render(self.item_tag, self.doc(self.current(request))))
+
+    async def put(self, request: web.Request) -> web.Response:
+        if "id" in request.match_info:
+            _one_id(request)
+        doc = self.item(await read_xml(request, (self.list_tag, self.item_tag)))
+        settings, password = self.parse(doc, self.current(request))
+        await _save_events(request, lambda e: dataclasses.replace(e, **{self.field: settings}))
+        await _save_secret(request, self.secret, password)
+        return ok(request)
+
+    async def run_test(self, request: web.Request) -> web.Response:
+        ctx = context(request)
+        settings, password = self.current(request), None
+        doc = await _optional_xml(request, (self.list_tag, self.item_tag))
+        if doc is not None:
+            settings, password = self.parse(self.item(doc), settings)
+        try:
+            await self.test(
+                ctx.events.notify, settings, password or ctx.events.credentials.get(self.secret)
+            )
+        except ActionFailed as exc:
+            raise _test_failed(exc) from None
+        return ok(request)
+
+    def serve(self) -> None:
+        routes.get(self.path)(self.get_list)
+        routes.put(self.path)(self.put)
+        routes.post(f"{self.path}/test")(self.run_test)
+        routes.put(f"{self.path}/test")(self.run_test)
+        routes.get(self.path + "/{id}")(self.get_one)
+        routes.put(self.path + "/{id}")(self.put)
 
 
-async def _put_ftp(request: web.Request) -> web.Response:
-    doc = _ftp_of(await read_xml(request, ("FTPNotificationList", "FTPNotification")))
-    settings, password = parse_ftp(doc, context(request).store.current.events.ftp)
-    await _save_events(request, lambda e: dataclasses.replace(e, ftp=settings))
-    await _save_secret(request, "ftp", password)
-    return ok(request)
-
-
-@routes.get(FTP)
-async def get_ftp_list(request: web.Request) -> web.Response:
-    settings = context(request).store.current.events.ftp
-    return xml_response(render("FTPNotificationList", {"FTPNotification": _ftp_doc(settings)}))
-
-
-@routes.put(FTP)
-async def put_ftp_list(request: web.Request) -> web.Response:
-    return await _put_ftp(request)
-
-
-@routes.post(f"{FTP}/test")
-@routes.put(f"{FTP}/test")
-async def test_ftp(request: web.Request) -> web.Response:
-    ctx = context(request)
-    settings, password = ctx.store.current.events.ftp, None
-    doc = await _optional_xml(request, ("FTPNotificationList", "FTPNotification"))
-    if doc is not None:
-        settings, password = parse_ftp(_ftp_of(doc), settings)
-    try:
-        await ctx.events.notify.test_ftp(settings, password or ctx.events.credentials.get("ftp"))
-    except ActionFailed as exc:
-        raise _test_failed(exc) from None
-    return ok(request)
-
-
-@routes.get(FTP + "/{id}")
-async def get_ftp(request: web.Request) -> web.Response:
-    _one_id(request)
-    return xml_response(
-        render("FTPNotification", _ftp_doc(context(request).store.current.events.ftp))
-    )
-
-
-@routes.put(FTP + "/{id}")
-async def put_ftp(request: web.Request) -> web.Response:
-    _one_id(request)
-    return await _put_ftp(request)
+Account(
+    MAILING, "mailingList", "mailing", "mailing", "mail", _mailing_doc, parse_mailing,
+    lambda notify, settings, password: notify.test_mail(settings, password),
+).serve()  # fmt: skip
+Account(
+    FTP, "FTPNotificationList", "FTPNotification", "ftp", "ftp", _ftp_doc, parse_ftp,
+    lambda notify, settings, password: notify.test_ftp(settings, password),
+).serve()  # fmt: skip
 
 
 # -- HTTP hosts --------------------------------------------------------------------------------
