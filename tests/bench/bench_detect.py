@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime
 import platform
 import resource
@@ -49,9 +48,9 @@ import numpy as np
 import psutil
 from av.video.reformatter import VideoReformatter
 
-from tests.bench.record_report import write_section
 from tests.bench.report import markdown, met
 from tests.bench.run import commit, machine
+from tests.bench.section import MeasurementError, ffmpeg_version, publish, ratio
 from vigil.config.events import (
     Area,
     ChannelDetection,
@@ -82,10 +81,6 @@ PHASES = (  # share of the run, the scene
     (1 / 3, Scene(shift=True, box=BOX)),
 )
 Luma = np.ndarray[Any, np.dtype[np.uint8]]
-
-
-class MeasurementError(Exception):
-    """A figure could not be measured (not: a target was missed)."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -271,18 +266,7 @@ def tap_cost_ms(repeats: int = 100) -> float:
     return (time.thread_time() - begun) / repeats * 1000
 
 
-def ffmpeg_version() -> str:
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        out = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, timeout=30)
-        return out.stdout.split("\n", 1)[0].split(" Copyright")[0]
-    return "ffmpeg (unknown version)"
-
-
 # -- the report ---------------------------------------------------------------------------------
-def _ratio(ours: float, theirs: float) -> str:
-    return f"{ours / theirs:.2f}x" if theirs > 0 else "—"
-
-
 def table(runs: list[VigilRun], peer: PeerRun) -> list[list[str]]:
     rows = [["Figure", "Vigil", "FFmpeg filters", "Vigil / peer", "Target", "Met"]]
     for run in runs:
@@ -292,7 +276,7 @@ def table(runs: list[VigilRun], peer: PeerRun) -> list[list[str]]:
                 f"CPU of one channel's detectors, % of one core ({run.label})",
                 f"{share:.2f} %",
                 f"{peer.core_share * 100:.2f} %",
-                _ratio(run.core_share, peer.core_share),
+                ratio(run.core_share, peer.core_share),
                 f"≤ {TARGET_CORE_SHARE * 100:.0f} %",
                 met(run.core_share <= TARGET_CORE_SHARE),
             ]
@@ -368,18 +352,16 @@ def main(argv: list[str] | None = None) -> int:
         except (MeasurementError, OSError, av.error.FFmpegError) as exc:
             print(f"bench_detect: could not measure: {exc}", file=sys.stderr)
             return 1
-    text = "\n\n".join(
+    publish(
         [
             setup_text(args.seconds),
             markdown(table(runs, peer)),
             "\n".join(context(runs, peer, tap_ms)),
             HOW,
-        ]
+        ],
+        args.output,
+        SECTION,
     )
-    print()
-    print(text)
-    write_section(args.output, text, SECTION)
-    print(f"written to {args.output}")
     return 0
 
 

@@ -36,9 +36,9 @@ import time
 from pathlib import Path
 
 from tests.alerts import alert_stream, event
-from tests.bench.record_report import write_section
 from tests.bench.report import markdown, met
 from tests.bench.run import commit, machine
+from tests.bench.section import publish
 from tests.vigild import ADMIN_PASSWORD, Vigild
 from vigil.board.simcontrol import send
 
@@ -168,9 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(vigil_ms) < args.trials or not peer_ms:
         print("events bench: not every trial was measured", file=sys.stderr)
         return 1
-    text = report(vigil_ms, peer_ms, args.trials)
-    print(text)
-    write_section(args.results, text, SECTION)
+    publish([report(vigil_ms, peer_ms, args.trials)], args.results, SECTION)
     return 0
 
 

@@ -22,7 +22,6 @@ something could not be measured (a missed target is reported, not failed).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import platform
 import resource
@@ -36,9 +35,9 @@ import av
 import numpy as np
 import PIL
 
-from tests.bench.record_report import write_section
 from tests.bench.report import markdown, met
 from tests.bench.run import commit, machine
+from tests.bench.section import MeasurementError, ffmpeg_version, publish, ratio
 from vigil.config.events import Area
 from vigil.config.image import ChannelImage, OsdSettings, PrivacyMaskSettings, TextOverlay
 from vigil.media.osd import Overlay, font_scale, mask_rect
@@ -61,10 +60,6 @@ SETTINGS = ChannelImage(
     osd=OsdSettings(channel_name="Loading Bay Camera 01", texts=TEXTS),
     privacy_mask=PrivacyMaskSettings(enabled=True, areas=MASKS),
 )
-
-
-class MeasurementError(Exception):
-    """A figure could not be measured (not: a target was missed)."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -145,18 +140,7 @@ def measure_peer(frames: int) -> tuple[float, list[float]]:
     return statistics.median(per_run), per_run
 
 
-def ffmpeg_version() -> str:
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        out = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, timeout=30)
-        return out.stdout.split("\n", 1)[0].split(" Copyright")[0]
-    return "ffmpeg (unknown version)"
-
-
 # -- the report ---------------------------------------------------------------------------------
-def _ratio(ours: float, theirs: float) -> str:
-    return f"{ours / theirs:.2f}x" if theirs > 0 else "—"
-
-
 def table(costs: list[float], peer_ms: float) -> list[list[str]]:
     median = statistics.median(costs)
     p95 = float(np.percentile(costs, 95))
@@ -167,7 +151,7 @@ def table(costs: list[float], peer_ms: float) -> list[list[str]]:
         ["Name + date/time + 8 lines + 8 masks, median", f"{median:.3f}", "—", "—",
          f"≤ {TARGET_MS:g} ms", met(median <= TARGET_MS)],
         ["… 95th percentile", f"{p95:.3f}", "—", "—", "—", "—"],
-        ["… mean", f"{mean:.3f}", f"{peer_ms:.3f}", _ratio(mean, peer_ms), "—", "—"],
+        ["… mean", f"{mean:.3f}", f"{peer_ms:.3f}", ratio(mean, peer_ms), "—", "—"],
     ]  # fmt: skip
 
 
@@ -209,18 +193,16 @@ def main(argv: list[str] | None = None) -> int:
     except (MeasurementError, OSError, av.error.FFmpegError) as exc:
         print(f"bench_osd: could not measure: {exc}", file=sys.stderr)
         return 1
-    text = "\n\n".join(
+    publish(
         [
             setup_text(args.frames),
             markdown(table(costs, peer_ms)),
             "\n".join(context(costs, setup_ms, peer_runs)),
             HOW,
-        ]
+        ],
+        args.output,
+        SECTION,
     )
-    print()
-    print(text)
-    write_section(args.output, text, SECTION)
-    print(f"written to {args.output}")
     return 0
 
 
