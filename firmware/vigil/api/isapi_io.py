@@ -33,6 +33,7 @@ the configuration store, which persists them and hands them to the alarm I/O ser
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -190,53 +191,52 @@ def _with_port(config: Config, port: AlarmInput | AlarmOutput) -> Config:
     return dataclasses.replace(config, events=dataclasses.replace(config.events, alarm_io=alarm_io))
 
 
-# -- inputs ------------------------------------------------------------------------------------
-@routes.get("/ISAPI/System/IO/inputs")
-async def list_inputs(request: web.Request) -> web.Response:
-    ports = [_input_doc(i) for i in _inputs(context(request))]
-    return xml_response(render("IOInputPortList", {"IOInputPort": ports}))
+# -- inputs and outputs: list, one, its settings, its status ----------------------------------
+@dataclasses.dataclass(frozen=True)
+class PortKind:
+    """`/ISAPI/System/IO/{kind}s`: the list, `/{id}` (GET, PUT) and `/{id}/status`."""
+
+    kind: str  # "input" | "output"
+    tag: str  # IOInputPort | IOOutputPort
+    ports: Callable[[ApiContext], Sequence[AlarmInput] | Sequence[AlarmOutput]]
+    doc: Callable[[Any], dict[str, Any]]
+    parse: Callable[[XmlIn, Any], AlarmInput | AlarmOutput]
+
+    @property
+    def path(self) -> str:
+        return f"/ISAPI/System/IO/{self.kind}s"
+
+    def port(self, request: web.Request) -> Any:
+        return by_url_id(request, self.ports(context(request)), f"alarm {self.kind}")
+
+    async def get_list(self, request: web.Request) -> web.Response:
+        ports = [self.doc(p) for p in self.ports(context(request))]
+        return xml_response(render(f"{self.tag}List", {self.tag: ports}))
+
+    async def get(self, request: web.Request) -> web.Response:
+        return xml_response(render(self.tag, self.doc(self.port(request))))
+
+    async def put(self, request: web.Request) -> web.Response:
+        current = self.port(request)
+        new = self.parse(await read_xml(request, self.tag), current)
+        await config_change(request, lambda c: _with_port(c, new))
+        return ok(request)
+
+    async def status(self, request: web.Request) -> web.Response:
+        port = self.port(request)
+        return xml_response(
+            render("IOPortStatus", _status_doc(context(request), self.kind, port.id))
+        )
+
+    def serve(self) -> None:
+        routes.get(self.path)(self.get_list)
+        routes.get(self.path + "/{id}")(self.get)
+        routes.put(self.path + "/{id}")(self.put)
+        routes.get(self.path + "/{id}/status")(self.status)
 
 
-@routes.get("/ISAPI/System/IO/inputs/{id}")
-async def get_input(request: web.Request) -> web.Response:
-    alarm_input = by_url_id(request, _inputs(context(request)), "alarm input")
-    return xml_response(render("IOInputPort", _input_doc(alarm_input)))
-
-
-@routes.put("/ISAPI/System/IO/inputs/{id}")
-async def put_input(request: web.Request) -> web.Response:
-    current = by_url_id(request, _inputs(context(request)), "alarm input")
-    new = parse_input(await read_xml(request, "IOInputPort"), current)
-    await config_change(request, lambda c: _with_port(c, new))
-    return ok(request)
-
-
-@routes.get("/ISAPI/System/IO/inputs/{id}/status")
-async def get_input_status(request: web.Request) -> web.Response:
-    ctx = context(request)
-    alarm_input = by_url_id(request, _inputs(ctx), "alarm input")
-    return xml_response(render("IOPortStatus", _status_doc(ctx, "input", alarm_input.id)))
-
-
-# -- outputs -----------------------------------------------------------------------------------
-@routes.get("/ISAPI/System/IO/outputs")
-async def list_outputs(request: web.Request) -> web.Response:
-    ports = [_output_doc(o) for o in _outputs(context(request))]
-    return xml_response(render("IOOutputPortList", {"IOOutputPort": ports}))
-
-
-@routes.get("/ISAPI/System/IO/outputs/{id}")
-async def get_output(request: web.Request) -> web.Response:
-    output = by_url_id(request, _outputs(context(request)), "alarm output")
-    return xml_response(render("IOOutputPort", _output_doc(output)))
-
-
-@routes.put("/ISAPI/System/IO/outputs/{id}")
-async def put_output(request: web.Request) -> web.Response:
-    current = by_url_id(request, _outputs(context(request)), "alarm output")
-    new = parse_output(await read_xml(request, "IOOutputPort"), current)
-    await config_change(request, lambda c: _with_port(c, new))
-    return ok(request)
+PortKind("input", "IOInputPort", _inputs, _input_doc, parse_input).serve()
+PortKind("output", "IOOutputPort", _outputs, _output_doc, parse_output).serve()
 
 
 @routes.put("/ISAPI/System/IO/outputs/{id}/trigger")
@@ -254,13 +254,6 @@ async def trigger_output(request: web.Request) -> web.Response:
     except LookupError:
         raise not_found(f"no alarm output {output.id}") from None
     return ok(request)
-
-
-@routes.get("/ISAPI/System/IO/outputs/{id}/status")
-async def get_output_status(request: web.Request) -> web.Response:
-    ctx = context(request)
-    output = by_url_id(request, _outputs(ctx), "alarm output")
-    return xml_response(render("IOPortStatus", _status_doc(ctx, "output", output.id)))
 
 
 # -- all ports ---------------------------------------------------------------------------------
