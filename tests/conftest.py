@@ -35,3 +35,14 @@ def device(fresh_device: Vigild) -> Vigild:
     """A started and activated device (admin password ADMIN_PASSWORD)."""
     fresh_device.activate()
     return fresh_device
+
+
+@pytest.fixture(scope="module")
+def module_device(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vigild]:
+    """One activated device for a whole module: each test sets what it reads."""
+    daemon = Vigild(data_dir=tmp_path_factory.mktemp("device") / "device").start()
+    try:
+        daemon.activate()
+        yield daemon
+    finally:
+        daemon.stop()

@@ -38,6 +38,7 @@ from pyftpdlib.servers import FTPServer
 from tests.integration.rtsp_fixtures import LoopThread
 from tests.vigild import free_port
 from vigil.media.encoder import snapshot_jpeg
+from vigil.security.credentials import Credentials
 from vigil.security.digest import DigestAuth, Outcome
 from vigil.security.keys import make_certificate
 from vigil.security.passwords import ha1
@@ -159,6 +160,15 @@ def mail_server(directory: Path, security: str) -> Iterator[MailServer]:
         yield MailServer(port, mailbox)
     finally:
         controller.stop()
+
+
+def stored_credentials(directory: Path, passwords: dict[str, str]) -> Credentials:
+    """A device's credentials store in `directory`, holding `passwords` (name -> password)."""
+    store = Credentials(directory / "secrets" / "credentials.json")
+    store.load()
+    for name, password in passwords.items():
+        store.set(name, password)
+    return store
 
 
 # -- FTP ----------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import tomllib
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -30,14 +29,8 @@ LEVEL = "<sensitivityLevel>{}</sensitivityLevel>"
 
 
 @pytest.fixture(scope="module")
-def camera(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vigild]:
-    """One activated device for the module: each test sets what it reads."""
-    daemon = Vigild(data_dir=tmp_path_factory.mktemp("detection") / "device").start()
-    try:
-        daemon.activate()
-        yield daemon
-    finally:
-        daemon.stop()
+def camera(module_device: Vigild) -> Vigild:
+    return module_device  # conftest: one activated device for the module
 
 
 def saved_detection(camera: Vigild) -> dict[str, Any]:

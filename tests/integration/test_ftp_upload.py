@@ -18,6 +18,7 @@ from tests.integration.notify_peers import (
     FtpPeer,
     ftp_server,
     jpeg_size,
+    stored_credentials,
 )
 from tests.vigild import free_port
 from vigil.board.clock import parse_time_zone
@@ -51,10 +52,7 @@ def ftp_settings(port: int, **changes: object) -> FtpSettings:
 
 @pytest.fixture
 def credentials(tmp_path: Path) -> Credentials:
-    store = Credentials(tmp_path / "secrets" / "credentials.json")
-    store.load()
-    store.set("ftp", FTP_PASSWORD)
-    return store
+    return stored_credentials(tmp_path, {"ftp": FTP_PASSWORD})
 
 
 @pytest.fixture

@@ -14,7 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.notify_peers import HOST_PASSWORD, HOST_USER, AlarmServer, silent_server
+from tests.integration.notify_peers import (
+    HOST_PASSWORD,
+    HOST_USER,
+    AlarmServer,
+    silent_server,
+    stored_credentials,
+)
 from tests.vigild import free_port
 from vigil.config.events import EventTrigger, HttpHost
 from vigil.events.bus import Event
@@ -46,11 +52,7 @@ def http_host(host_id: int, port: int, **changes: object) -> HttpHost:
 
 @pytest.fixture
 def credentials(tmp_path: Path) -> Credentials:
-    store = Credentials(tmp_path / "secrets" / "credentials.json")
-    store.load()
-    for host_id in range(1, 5):
-        store.set(http_host_name(host_id), HOST_PASSWORD)
-    return store
+    return stored_credentials(tmp_path, {http_host_name(n): HOST_PASSWORD for n in range(1, 5)})
 
 
 @pytest.fixture

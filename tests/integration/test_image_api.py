@@ -10,7 +10,6 @@ import re
 import time
 import tomllib
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from typing import Any
 
 import av
@@ -33,14 +32,8 @@ HIK = f' xmlns="{NS[1:-1]}"'
 
 
 @pytest.fixture(scope="module")
-def camera(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vigild]:
-    """One activated device for the module: each test sets what it reads."""
-    daemon = Vigild(data_dir=tmp_path_factory.mktemp("image") / "device").start()
-    try:
-        daemon.activate()
-        yield daemon
-    finally:
-        daemon.stop()
+def camera(module_device: Vigild) -> Vigild:
+    return module_device  # conftest: one activated device for the module
 
 
 def saved_image(camera: Vigild) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from tests.integration.notify_peers import (
     jpeg_size,
     mail_server,
     silent_server,
+    stored_credentials,
 )
 from tests.vigild import free_port
 from vigil.board.clock import local_iso
@@ -63,10 +64,7 @@ def mail_settings(port: int, security: str = "STARTTLS", **changes: object) -> M
 
 @pytest.fixture
 def credentials(tmp_path: Path) -> Credentials:
-    store = Credentials(tmp_path / "secrets" / "credentials.json")
-    store.load()
-    store.set("mail", MAIL_PASSWORD)
-    return store
+    return stored_credentials(tmp_path, {"mail": MAIL_PASSWORD})
 
 
 @pytest.fixture

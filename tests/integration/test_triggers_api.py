@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 import tomllib
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -36,14 +35,8 @@ SIM_TRIGGERS = [
 
 
 @pytest.fixture(scope="module")
-def camera(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vigild]:
-    """One activated device for the module: each test sets what it reads."""
-    daemon = Vigild(data_dir=tmp_path_factory.mktemp("triggers") / "device").start()
-    try:
-        daemon.activate()
-        yield daemon
-    finally:
-        daemon.stop()
+def camera(module_device: Vigild) -> Vigild:
+    return module_device  # conftest: one activated device for the module
 
 
 def saved_trigger(camera: Vigild, event: str, source: int) -> dict[str, Any]:
