@@ -4,13 +4,15 @@ and a refused document that must change nothing."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+import pytest
 import requests
 
 from tests.vigild import Vigild
 
 NS = "{http://www.hikvision.com/ver20/XMLSchema}"
+Refusal = tuple[str, str, str, str, str]  # what, path, body, sub status, words in the message
 
 
 def xml(reply: requests.Response) -> ET.Element:
@@ -27,7 +29,7 @@ def refusal(reply: requests.Response) -> tuple[int, str, str]:
     return reply.status_code, text(status, "subStatusCode"), text(status, "errorMsg")
 
 
-def bad(what: str, path: str, body: str, sub: str, words: str) -> tuple[str, str, str, str, str]:
+def bad(what: str, path: str, body: str, sub: str, words: str) -> Refusal:
     """A refused document: (what, path, body, sub status, words the message must contain)."""
     return (what, path, body, sub, words)
 
@@ -42,3 +44,16 @@ def assert_refused_unchanged(
     assert (code, sub_status) == (400, sub), message
     assert words in message, message
     assert ([device.get(p).content for p in documents], config.read_bytes()) == before
+
+
+def refused_documents_test(bad: list[Refusal], documents: Sequence[str]) -> Callable[..., None]:
+    """A module's test that each of `bad` is refused and changes none of `documents`
+    (the module's `camera` fixture is the device)."""
+
+    @pytest.mark.parametrize(("what", "path", "body", "sub", "words"), bad, ids=[b[0] for b in bad])
+    def test_refused_documents_change_nothing(
+        camera: Vigild, what: str, path: str, body: str, sub: str, words: str
+    ) -> None:
+        assert_refused_unchanged(camera, documents, path, body, sub, words)
+
+    return test_refused_documents_change_nothing

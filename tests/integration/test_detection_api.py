@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from hikvisionapi import Client
 
-from tests.isapi_xml import NS, assert_refused_unchanged, bad, refusal, text, xml
+from tests.isapi_xml import NS, bad, refusal, refused_documents_test, text, xml
 from tests.vigild import ADMIN_PASSWORD, Vigild
 
 CHANNEL = "/ISAPI/System/Video/inputs/channels/1"
@@ -462,8 +462,4 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize(("what", "path", "body", "sub", "words"), BAD, ids=[b[0] for b in BAD])
-def test_refused_documents_change_nothing(
-    camera: Vigild, what: str, path: str, body: str, sub: str, words: str
-) -> None:
-    assert_refused_unchanged(camera, DOCUMENTS, path, body, sub, words)
+test_refused_documents_change_nothing = refused_documents_test(BAD, DOCUMENTS)
