@@ -118,6 +118,37 @@ class BoardAlarmIO:
 
 
 @dataclass(frozen=True)
+class BoardDayNight:
+    """The IR-cut filter, the IR illuminator and the ambient-light sensor (day/night).
+
+    `ircut`: "pair", a bistable IR-cut whose motor is driven through two lines: a pulse of
+    `pulse_ms` on `day_line` puts the filter in front of the sensor, one on `night_line` takes
+    it out; "level", one line, `night_line`, high at night (filter out) and low by day; "none".
+    `illuminator` is the IR LEDs' line, high to light them ("": none). `light_sensor` is the
+    I2C lux sensor on bus `/dev/i2c-<i2c_bus>` at `i2c_address` (0: the chip's default).
+    driver "sim": gpiozero's mock pins and a simulated I2C bus whose lux the simulator's
+    control socket sets; "gpio": the pin factory named here and the kernel's I2C bus.
+    """
+
+    driver: str = setting("sim", choices=("sim", "gpio"))
+    pin_factory: str = setting("lgpio", choices=("lgpio", "native", "rpigpio", "pigpio"))
+    ircut: str = setting("none", choices=("none", "pair", "level"))
+    day_line: str = setting("", max_len=32)
+    night_line: str = setting("", max_len=32)
+    pulse_ms: int = setting(100, min=10, max=1000)
+    illuminator: str = setting("", max_len=32)
+    light_sensor: str = setting("none", choices=("none", "bh1750", "veml7700"))
+    i2c_bus: int = setting(1, min=0, max=255)
+    i2c_address: int = setting(0, min=0, max=0x7F)
+
+    def check(self) -> None:
+        if self.ircut == "pair" and not (self.day_line and self.night_line):
+            raise ValueError('ircut "pair" needs day_line and night_line')
+        if self.ircut == "level" and not self.night_line:
+            raise ValueError('ircut "level" needs night_line')
+
+
+@dataclass(frozen=True)
 class BoardDescription:
     board: BoardInfo
     network: BoardNetwork
@@ -128,6 +159,7 @@ class BoardDescription:
     encoder: BoardEncoder = setting(factory=BoardEncoder)
     storage: BoardStorage = setting(factory=BoardStorage)
     alarm_io: BoardAlarmIO = setting(factory=BoardAlarmIO)
+    day_night: BoardDayNight = setting(factory=BoardDayNight)
 
     def interface_name(self, interface_id: int) -> str:
         """The Linux name of configuration interface `interface_id` (1-based); KeyError if none."""
