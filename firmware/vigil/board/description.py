@@ -58,6 +58,31 @@ class BoardPower:
 
 
 @dataclass(frozen=True)
+class SensorControls:
+    """Which V4L2 control (linuxpy's name: the control's name in lower case, spaces as
+    underscores) carries each image setting; "" where the sensor has none. The defaults are
+    the standard V4L2 controls; ranges come from the device (`vigil.media.isp`)."""
+
+    brightness: str = setting("brightness", max_len=64)
+    contrast: str = setting("contrast", max_len=64)
+    saturation: str = setting("saturation", max_len=64)
+    hue: str = setting("hue", max_len=64)
+    sharpness: str = setting("sharpness", max_len=64)
+    mirror: str = setting("horizontal_flip", max_len=64)
+    flip: str = setting("vertical_flip", max_len=64)
+    exposure_auto: str = setting("auto_exposure", max_len=64)
+    exposure_time: str = setting("exposure_time_absolute", max_len=64)  # in 100 us units
+    gain: str = setting("gain", max_len=64)
+    white_balance_auto: str = setting("white_balance_automatic", max_len=64)
+    wdr: str = setting("", max_len=64)
+    wdr_level: str = setting("", max_len=64)
+    blc: str = setting("backlight_compensation", max_len=64)
+    dnr: str = setting("", max_len=64)
+    power_line_frequency: str = setting("power_line_frequency", max_len=64)
+    color_killer: str = setting("color_killer", max_len=64)  # night mode's black and white
+
+
+@dataclass(frozen=True)
 class BoardSensor:
     """The image sensor: a V4L2 capture device, or the simulated test pattern."""
 
@@ -68,6 +93,7 @@ class BoardSensor:
     max_fps: int = setting(30, min=1, max=120)
     # Capture formats in order of preference; the driver takes the first the device offers.
     formats: list[str] = setting(factory=lambda: ["NV12", "YUYV", "MJPEG"], max_items=8)
+    controls: SensorControls = setting(factory=SensorControls)
 
 
 @dataclass(frozen=True)
