@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 from vigil.config.events import EventSettings
 from vigil.config.image import ImageSettings
+from vigil.config.ptz import PtzSettings
 from vigil.config.schema import check_ip, setting
 from vigil.config.weekly import TIME_OF_DAY, WEEKDAYS, check_period, check_week
 
@@ -404,6 +405,7 @@ class Config:
     picture: PictureSettings = setting(factory=PictureSettings)
     events: EventSettings = setting(factory=EventSettings)
     image: ImageSettings = setting(factory=ImageSettings)
+    ptz: PtzSettings = setting(factory=PtzSettings)
 
     def check(self) -> None:
         stream_ids = [s.id for s in self.streams]
