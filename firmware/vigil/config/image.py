@@ -97,12 +97,40 @@ class PrivacyMaskSettings:
 
 
 @dataclass(frozen=True)
+class IspSettings:
+    """The sensor's image processing (Hikvision's `Image/channels/{ch}`), as the user sets it:
+    levels 0-100 (50 the sensor's middle), mirror and flip, exposure (auto, or manual with a
+    time in microseconds and a gain level), white balance, WDR, BLC, DNR and the mains
+    frequency. The sensor may lack some: `vigil.media.isp` applies what it has and the API
+    refuses the rest."""
+
+    brightness: int = setting(50, min=0, max=100)
+    contrast: int = setting(50, min=0, max=100)
+    saturation: int = setting(50, min=0, max=100)
+    hue: int = setting(50, min=0, max=100)
+    sharpness: int = setting(50, min=0, max=100)
+    mirror: bool = False
+    flip: bool = False
+    exposure_auto: bool = True
+    exposure_time: int = setting(40_000, min=10, max=1_000_000)  # us: 1/25 s
+    gain: int = setting(50, min=0, max=100)
+    white_balance_auto: bool = True
+    wdr: bool = False
+    wdr_level: int = setting(50, min=0, max=100)
+    blc: bool = False
+    dnr: bool = True
+    dnr_level: int = setting(50, min=0, max=100)
+    power_line_frequency: int = setting(50, choices=(50, 60))  # Hz: PAL 50, NTSC 60
+
+
+@dataclass(frozen=True)
 class ChannelImage:
     """What is burned into one video channel's pictures, before any stream is encoded."""
 
     channel: int = setting(1, min=1, max=32)
     osd: OsdSettings = setting(factory=OsdSettings)
     privacy_mask: PrivacyMaskSettings = setting(factory=PrivacyMaskSettings)
+    isp: IspSettings = setting(factory=IspSettings)
 
     @property
     def drawn(self) -> bool:
