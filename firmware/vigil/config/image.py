@@ -29,6 +29,8 @@ MAX_MASKS = 8
 DATE_FORMATS = ("YYYY-MM-DD", "MM-DD-YYYY", "DD-MM-YYYY", "YYYY/MM/DD", "MM/DD/YYYY", "DD/MM/YYYY")
 TIME_FORMATS = ("24hour", "12hour")
 FONT_SIZES = ("small", "medium", "large", "auto")
+DAY_NIGHT_MODES = ("day", "night", "auto", "schedule")
+TIME_OF_DAY = r"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"  # HH:MM:SS
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,25 @@ class IspSettings:
 
 
 @dataclass(frozen=True)
+class DayNightSettings:
+    """Day/night (Hikvision's `IrcutFilter`): `mode` day, night, auto (the light sensor, with
+    `sensitivity` 0-7 choosing the thresholds and `delay_s` the time the light must stay past
+    one, `vigil.media.daynight`) or schedule (day from `day_start` to `night_start`, device
+    local time); `illuminator`: the IR LEDs light at night."""
+
+    mode: str = setting("auto", choices=DAY_NIGHT_MODES)
+    sensitivity: int = setting(4, min=0, max=7)
+    delay_s: int = setting(20, min=5, max=120)
+    day_start: str = setting("07:00:00", pattern=TIME_OF_DAY)
+    night_start: str = setting("19:00:00", pattern=TIME_OF_DAY)
+    illuminator: bool = True
+
+    def check(self) -> None:
+        if self.day_start == self.night_start:
+            raise ValueError("day_start and night_start must differ")
+
+
+@dataclass(frozen=True)
 class ChannelImage:
     """What is burned into one video channel's pictures, before any stream is encoded."""
 
@@ -131,6 +152,7 @@ class ChannelImage:
     osd: OsdSettings = setting(factory=OsdSettings)
     privacy_mask: PrivacyMaskSettings = setting(factory=PrivacyMaskSettings)
     isp: IspSettings = setting(factory=IspSettings)
+    day_night: DayNightSettings = setting(factory=DayNightSettings)
 
     @property
     def drawn(self) -> bool:
