@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from vigil.config.model import Config
+from vigil.config.schema import ConfigError, from_dict, to_plain
 from vigil.config.serial import SerialPortSettings
 from vigil.ptz.line import LineError, SerialLine
 
@@ -249,3 +251,27 @@ async def test_closed_line_refuses_frames_and_reopens(line: SerialLine, far_end:
     await line.open()
     await line.send(frame(2))
     assert await far_end.wait_for(FRAME) == frame(2)
+
+
+def test_config_has_one_port_at_9600_8n1() -> None:
+    assert Config().serial == [SerialPortSettings(id=1, baud=9600, data_bits=8, parity="none")]
+    loaded = from_dict(Config, {"serial": [{"id": 1, "baud": 2400, "parity": "mark"}]})
+    assert loaded.serial == [SerialPortSettings(baud=2400, parity="mark")]
+    assert from_dict(Config, to_plain(loaded)) == loaded
+
+
+@pytest.mark.parametrize(
+    ("ports", "path"),
+    [
+        ([{"baud": 9601}], "serial[0].baud"),
+        ([{"data_bits": 9}], "serial[0].data_bits"),
+        ([{"parity": "odd-ish"}], "serial[0].parity"),
+        ([{"stop_bits": 3}], "serial[0].stop_bits"),
+        ([{"flow_control": "dtr"}], "serial[0].flow_control"),
+        ([{"id": 1}, {"id": 1}], "serial"),
+    ],
+)
+def test_config_refuses_bad_ports(ports: list[dict[str, object]], path: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        from_dict(Config, {"serial": ports})
+    assert refused.value.path == path

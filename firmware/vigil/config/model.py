@@ -14,6 +14,7 @@ from vigil.config.events import EventSettings
 from vigil.config.image import ImageSettings
 from vigil.config.ptz import PtzSettings
 from vigil.config.schema import check_ip, setting
+from vigil.config.serial import MAX_SERIAL_PORTS, SerialPortSettings, check_ports
 from vigil.config.weekly import TIME_OF_DAY, WEEKDAYS, check_period, check_week
 
 # Printable text without XML/markup-breaking characters: names shown in UIs and OSD.
@@ -406,6 +407,9 @@ class Config:
     events: EventSettings = setting(factory=EventSettings)
     image: ImageSettings = setting(factory=ImageSettings)
     ptz: PtzSettings = setting(factory=PtzSettings)
+    serial: list[SerialPortSettings] = setting(
+        factory=lambda: [SerialPortSettings()], max_items=MAX_SERIAL_PORTS, check=check_ports
+    )
 
     def check(self) -> None:
         stream_ids = [s.id for s in self.streams]
