@@ -12,9 +12,11 @@ import os
 import termios
 import tty
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 
+from vigil.board.description import BoardError, BoardPtz, load_board, resolve_board_path
 from vigil.config.model import Config
 from vigil.config.schema import ConfigError, from_dict, to_plain
 from vigil.config.serial import SerialPortSettings
@@ -234,7 +236,7 @@ async def test_plain_line_logs_no_warning(
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
-async def test_missing_device_is_a_line_error(tmp_path: os.PathLike[str]) -> None:
+async def test_missing_device_is_a_line_error(tmp_path: Path) -> None:
     serial_line = SerialLine(f"{tmp_path}/ttyNONE", SerialPortSettings(), rs485=True)
     with pytest.raises(LineError, match="ttyNONE"):
         await serial_line.open()
@@ -275,3 +277,29 @@ def test_config_refuses_bad_ports(ports: list[dict[str, object]], path: str) -> 
     with pytest.raises(ConfigError) as refused:
         from_dict(Config, {"serial": ports})
     assert refused.value.path == path
+
+
+def board_with_ptz(tmp_path: Path, section: str) -> Path:
+    sim = resolve_board_path("sim").read_text(encoding="utf-8")
+    path = tmp_path / "board.toml"
+    path.write_text(sim.split("\n[ptz]")[0] + "\n[ptz]\n" + section, encoding="utf-8")
+    return path
+
+
+def test_board_ptz_line(tmp_path: Path) -> None:
+    assert load_board("sim").ptz == BoardPtz(device="", rs485=True)
+    path = board_with_ptz(tmp_path, 'device = "/dev/ttyS1"\nrs485 = false\n')
+    assert load_board(str(path)).ptz == BoardPtz(device="/dev/ttyS1", rs485=False)
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ('device = "ttyS1"\n', "ptz.device"),
+        ("baud = 9600\n", "ptz.baud"),
+        ("rs485 = 1\n", "ptz.rs485"),
+    ],
+)
+def test_board_ptz_refusals(tmp_path: Path, section: str, key: str) -> None:
+    with pytest.raises(BoardError, match=key):
+        load_board(str(board_with_ptz(tmp_path, section)))

@@ -175,6 +175,16 @@ class BoardDayNight:
 
 
 @dataclass(frozen=True)
+class BoardPtz:
+    """The serial line to a PTZ dome: its device node ("": the board has none) and whether it
+    is an RS-485 transceiver whose direction the kernel drives (TIOCSRS485). The line settings
+    (baud, parity...) are configuration (`Config.serial`), not the board's."""
+
+    device: str = setting("", pattern=r"(/[A-Za-z0-9_.+-]+)*", max_len=128)
+    rs485: bool = True
+
+
+@dataclass(frozen=True)
 class BoardDescription:
     board: BoardInfo
     network: BoardNetwork
@@ -186,6 +196,7 @@ class BoardDescription:
     storage: BoardStorage = setting(factory=BoardStorage)
     alarm_io: BoardAlarmIO = setting(factory=BoardAlarmIO)
     day_night: BoardDayNight = setting(factory=BoardDayNight)
+    ptz: BoardPtz = setting(factory=BoardPtz)
 
     def interface_name(self, interface_id: int) -> str:
         """The Linux name of configuration interface `interface_id` (1-based); KeyError if none."""
