@@ -7,6 +7,7 @@ request frame with a reply derived from it, so a reply handed to the wrong calle
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import termios
@@ -303,3 +304,12 @@ def test_board_ptz_line(tmp_path: Path) -> None:
 def test_board_ptz_refusals(tmp_path: Path, section: str, key: str) -> None:
     with pytest.raises(BoardError, match=key):
         load_board(str(board_with_ptz(tmp_path, section)))
+
+
+async def test_config_listener_applies_this_lines_port(line: SerialLine, far_end: FarEnd) -> None:
+    other = SerialPortSettings(id=2, baud=1200)
+    mine = SerialPortSettings(id=1, baud=38400, stop_bits=2)
+    await line.apply_ports([SerialPortSettings(), other], [mine, other])
+    assert_line(far_end.slave, termios.B38400, "none", 2, "none")
+    await line.apply_ports([mine, other], [dataclasses.replace(mine, id=3)])  # not this line's
+    assert line.settings == mine

@@ -183,6 +183,14 @@ class SerialLine:
             self._settings = settings
             log.info("serial line %s: %s", self.device, _describe(settings))
 
+    async def apply_ports(
+        self, old: list[SerialPortSettings], new: list[SerialPortSettings]
+    ) -> None:
+        """A `ConfigStore` listener for `serial`: applies the port with this line's id."""
+        mine = next((p for p in new if p.id == self._settings.id), None)
+        if mine is not None:
+            await self.apply(mine)
+
     async def send(self, frame: bytes) -> None:
         async with self._lock:
             await self._write(frame)
