@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from vigil.config.store import ConfigStore
     from vigil.events.alerts import AlertHub
     from vigil.events.bus import EventBus
+    from vigil.ptz.controller import PtzController
     from vigil.record.index import RecordingIndex
     from vigil.record.storage import CardStatus
     from vigil.security.accounts import Accounts
@@ -150,6 +151,7 @@ class ApiContext:
     storage: StorageControl
     recording: RecordingControl
     events: EventsControl
+    ptz: PtzController | None = None  # None: the board has no PTZ line (api.isapi_ptz)
 
 
 CONTEXT = web.AppKey("vigil_context", ApiContext)
