@@ -14,6 +14,8 @@ port) are apart so tests can drive either. What the issue leaves open is chosen 
   continuous motion; a continuous move (stop included) cancels the moves towards targets.
 - wire units: pan in hundredths of a degree 0..35999, tilt in hundredths of a degree *below* the
   horizon 0..9000, zoom 0..65535 linear over 1x..30x; out of range is refused and changes nothing.
+- the model (`Dome`) and the wire units live in `vigil.ptz.position`: the PTZ controller
+  estimates the position of a dome that does not answer with the same mechanics.
 - position queries are answered with the protocol's reply frame to the dome's own address;
   frames for other addresses are recorded and ignored, as a dome on a shared bus does.
 
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import select
 import signal
@@ -34,166 +35,21 @@ import threading
 import time
 import tty
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import serial
 
 from vigil.ptz import CODECS, codec
-from vigil.ptz.commands import (
-    PAN_TURBO,
-    Aux,
-    Axis,
-    Command,
-    Frame,
-    Move,
-    PelcoError,
-    PositionReply,
-    Preset,
-    PresetAction,
-    QueryPosition,
-    SetPosition,
-    StreamDecoder,
-    ZoomSpeed,
-)
+from vigil.ptz.commands import Frame, Move, PelcoError, StreamDecoder
+from vigil.ptz.position import Dome, Position, from_wire, to_wire
+
+__all__ = ["Dome", "DomeSimulator", "Position", "PtyMaster", "from_wire", "to_wire"]
 
 log = logging.getLogger(__name__)
 
-MAX_DEG_PER_S = 40.0
-TURBO_DEG_PER_S = 80.0
-PRESET_DEG_PER_S = 100.0
-TILT_RANGE = (-90.0, 0.0)
-ZOOM_RANGE = (1.0, 30.0)
-PAN_WIRE_MAX = 35999
-TILT_WIRE_MAX = 9000
-ZOOM_WIRE_MAX = 0xFFFF
 READ_TIMEOUT = 0.02
 BAUDS = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
-
-
-@dataclass(frozen=True)
-class Position:
-    pan: float
-    tilt: float
-    zoom: float
-
-    def of(self, axis: Axis) -> float:
-        return (self.pan, self.tilt, self.zoom)[axis.value]
-
-
-def _zoom_rate(zoom_speed: int) -> float:
-    return (ZOOM_RANGE[1] - ZOOM_RANGE[0]) * (zoom_speed + 1) / 16
-
-
-def _deg_per_s(speed: int) -> float:
-    return TURBO_DEG_PER_S if speed == PAN_TURBO else MAX_DEG_PER_S * speed / 0x3F
-
-
-def to_wire(axis: Axis, value: float) -> int:
-    """A position in the simulator's units as the protocol's 16-bit value."""
-    if axis is Axis.PAN:
-        return round(value * 100) % 36000
-    if axis is Axis.TILT:
-        return round(-value * 100)
-    return round((value - ZOOM_RANGE[0]) / (ZOOM_RANGE[1] - ZOOM_RANGE[0]) * ZOOM_WIRE_MAX)
-
-
-def from_wire(axis: Axis, value: int) -> float:
-    """The protocol's 16-bit value in degrees or x; PelcoError if the dome cannot go there."""
-    limit = {Axis.PAN: PAN_WIRE_MAX, Axis.TILT: TILT_WIRE_MAX, Axis.ZOOM: ZOOM_WIRE_MAX}[axis]
-    if value > limit:
-        raise PelcoError(f"{axis.name.lower()} position {value} is beyond {limit}")
-    if axis is Axis.PAN:
-        return value / 100
-    if axis is Axis.TILT:
-        return -value / 100
-    return ZOOM_RANGE[0] + value / ZOOM_WIRE_MAX * (ZOOM_RANGE[1] - ZOOM_RANGE[0])
-
-
-@dataclass
-class Dome:
-    """The dome's mechanics; every call passes the time `now` (monotonic seconds)."""
-
-    now: float
-    pan: float = 0.0
-    tilt: float = 0.0
-    zoom: float = 1.0
-    zoom_speed: int = 3
-    motion: Move = field(default_factory=Move)
-    targets: dict[Axis, float] = field(default_factory=dict)
-    presets: dict[int, Position] = field(default_factory=dict)
-    aux: dict[int, bool] = field(default_factory=dict)
-
-    def position(self, now: float) -> Position:
-        self.advance(now)
-        return self._here()
-
-    def _here(self) -> Position:
-        return Position(self.pan, self.tilt, self.zoom)
-
-    def advance(self, now: float) -> None:
-        dt, self.now = max(0.0, now - self.now), now
-        rates = (
-            self.motion.pan * _deg_per_s(self.motion.pan_speed),
-            self.motion.tilt * _deg_per_s(self.motion.tilt_speed),
-            self.motion.zoom * _zoom_rate(self.zoom_speed),
-        )
-        self.pan = (self.pan + rates[0] * dt) % 360
-        self.tilt = min(max(self.tilt + rates[1] * dt, TILT_RANGE[0]), TILT_RANGE[1])
-        self.zoom = min(max(self.zoom + rates[2] * dt, ZOOM_RANGE[0]), ZOOM_RANGE[1])
-        for axis, target in list(self.targets.items()):
-            self._approach(axis, target, dt)
-
-    def _approach(self, axis: Axis, target: float, dt: float) -> None:
-        step = (_zoom_rate(3) if axis is Axis.ZOOM else PRESET_DEG_PER_S) * dt
-        current = self._here().of(axis)
-        distance = target - current
-        if axis is Axis.PAN:
-            distance = (distance + 180) % 360 - 180
-        if abs(distance) <= step:
-            value = target
-            del self.targets[axis]
-        else:
-            value = current + math.copysign(step, distance)
-        if axis is Axis.PAN:
-            self.pan = value % 360
-        elif axis is Axis.TILT:
-            self.tilt = value
-        else:
-            self.zoom = value
-
-    def apply(self, command: Command, now: float) -> Command | None:
-        """Carry a command out; the reply to send, if any. PelcoError changes nothing."""
-        self.advance(now)
-        match command:
-            case Move():
-                self.motion = command
-                self.targets.clear()
-            case Preset(PresetAction.SET, number):
-                self.presets[number] = self._here()
-            case Preset(PresetAction.CLEAR, number):
-                self.presets.pop(number, None)
-            case Preset(PresetAction.GOTO, number):
-                self._go_to_preset(number)
-            case SetPosition(axis, value):
-                self.targets[axis] = from_wire(axis, value)
-                self.motion = Move()
-            case QueryPosition(axis):
-                return PositionReply(axis, to_wire(axis, self._here().of(axis)))
-            case ZoomSpeed(speed):
-                self.zoom_speed = speed
-            case Aux(number, on):
-                self.aux[number] = on
-            case PositionReply():
-                raise PelcoError("a position reply is for the controller, not for a dome")
-        return None
-
-    def _go_to_preset(self, number: int) -> None:
-        if number not in self.presets:
-            raise PelcoError(f"preset {number} is not set")
-        stored = self.presets[number]
-        self.motion = Move()
-        self.targets = {axis: stored.of(axis) for axis in Axis}
 
 
 @dataclass(frozen=True)
