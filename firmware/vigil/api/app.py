@@ -19,6 +19,7 @@ from vigil.api import (
     isapi_record,
     isapi_search,
     isapi_security,
+    isapi_serial,
     isapi_storage,
     isapi_streaming,
     isapi_system,
@@ -47,6 +48,7 @@ ISAPI_MODULES = (
     isapi_image,
     isapi_triggers,
     isapi_notify,
+    isapi_serial,
 )
 log = logging.getLogger(__name__)
 
