@@ -313,3 +313,22 @@ async def test_config_listener_applies_this_lines_port(line: SerialLine, far_end
     assert_line(far_end.slave, termios.B38400, "none", 2, "none")
     await line.apply_ports([mine, other], [dataclasses.replace(mine, id=3)])  # not this line's
     assert line.settings == mine
+
+
+async def test_a_line_whose_far_end_hangs_up_is_lost(
+    far_end: FarEnd, caplog: pytest.LogCaptureFixture
+) -> None:
+    serial_line = SerialLine(far_end.path, SerialPortSettings(), rs485=False)
+    await serial_line.open()
+    master, slave = far_end.master, far_end.slave
+    asyncio.get_running_loop().remove_reader(master)
+    os.close(master)  # the slave now reads EIO, as a UART whose adapter was unplugged
+    far_end.master, far_end.slave = os.openpty()  # for the fixture to close
+    os.close(slave)
+    async with asyncio.timeout(5):
+        while serial_line.is_open:
+            await asyncio.sleep(0.02)
+    assert any("lost" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    with pytest.raises(LineError, match="not open"):
+        await serial_line.send(frame(1))
+    await serial_line.close()

@@ -77,7 +77,8 @@ def wire_time(settings: SerialPortSettings, size: int) -> float:
 class _Receiver(asyncio.Protocol):
     """Collects what the line receives and tells waiters; notes write flow and the end."""
 
-    def __init__(self) -> None:
+    def __init__(self, device: str) -> None:
+        self.device = device
         self.buffer = bytearray()
         self.lost = asyncio.get_running_loop().create_future()
         self._arrived = asyncio.Event()
@@ -89,6 +90,8 @@ class _Receiver(asyncio.Protocol):
         self._arrived.set()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:
+            log.warning("serial line %s lost: %s", self.device, exc)
         if not self.lost.done():
             self.lost.set_result(exc)
         self._arrived.set()
@@ -139,7 +142,7 @@ class SerialLine:
             if self.is_open:
                 return
             port = await asyncio.get_running_loop().run_in_executor(None, self._open_port)
-            self._receiver = _Receiver()
+            self._receiver = _Receiver(self.device)
             receiver = self._receiver
             self._transport, _ = await connection_for_serial(
                 asyncio.get_running_loop(), lambda: receiver, port
