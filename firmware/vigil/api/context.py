@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from vigil.config.store import ConfigStore
     from vigil.events.alerts import AlertHub
     from vigil.events.bus import EventBus
+    from vigil.media.daynight import DayNight
     from vigil.ptz.controller import PtzController
     from vigil.record.index import RecordingIndex
     from vigil.record.storage import CardStatus
@@ -152,6 +153,7 @@ class ApiContext:
     recording: RecordingControl
     events: EventsControl
     ptz: PtzController | None = None  # None: the board has no PTZ line (api.isapi_ptz)
+    day_night: DayNight | None = None  # None: not started (api.isapi_daynight)
 
 
 CONTEXT = web.AppKey("vigil_context", ApiContext)
