@@ -6,6 +6,7 @@ line of JSON naming one simulated part, answered by one line: `ok` or `error: <w
 
     {"input": {"id": 1, "closed": true}}       close alarm input 1's contact
     {"scene": {"box": [100, 100, 80, 60]}}      what the simulated sensor sees
+    {"light": {"lux": 3.5}}                     what the simulated light sensor reads
 
 The parts register their handlers with `on()`; a handler raises ValueError for a bad request.
 From a shell: `python -m vigil.board.simcontrol .vigil-data/sim.sock '{"input": {"id": 1,
