@@ -21,7 +21,10 @@ from vigil.board.description import BoardError, BoardPtz, load_board, resolve_bo
 from vigil.config.model import Config
 from vigil.config.schema import ConfigError, from_dict, to_plain
 from vigil.config.serial import SerialPortSettings
+from vigil.ptz import codec
+from vigil.ptz.commands import Axis, PositionReply, QueryPosition, SetPosition
 from vigil.ptz.line import LineError, SerialLine
+from vigil_tools.ptz_sim import DomeSimulator, PtyMaster
 
 FRAME = 7
 
@@ -332,3 +335,29 @@ async def test_a_line_whose_far_end_hangs_up_is_lost(
     with pytest.raises(LineError, match="not open"):
         await serial_line.send(frame(1))
     await serial_line.close()
+
+
+@pytest.mark.parametrize("protocol", ["pelco-d", "pelco-p"])
+async def test_a_dome_simulator_answers_position_queries(protocol: str) -> None:
+    port = PtyMaster()
+    dome = DomeSimulator(port, protocol, 7)
+    dome.start()
+    pelco = codec(protocol)
+    serial_line = SerialLine(port.path, SerialPortSettings(baud=2400), rs485=True)
+    await serial_line.open()
+    try:
+        await serial_line.send(pelco.encode(7, SetPosition(Axis.PAN, 9000)))
+        query = pelco.encode(7, QueryPosition(Axis.PAN))
+        seen: list[int] = []
+        async with asyncio.timeout(10):  # the dome turns at 100 degrees a second
+            while not seen or seen[-1] != 9000:
+                reply = pelco.decode(await serial_line.exchange(query, pelco.length, 2), 7)
+                assert isinstance(reply.command, PositionReply)
+                assert reply.command.axis == Axis.PAN
+                seen.append(reply.command.value)
+                await asyncio.sleep(0.05)
+        assert seen == sorted(seen) and len(seen) > 2  # it was seen turning on the way
+    finally:
+        await serial_line.close()
+        dome.stop()
+        port.close()
