@@ -28,12 +28,18 @@ A value out of range is `badParameters` naming the element, an unknown or malfor
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from vigil.api.errors import bad_parameters, bad_xml_content
 from vigil.api.io import checked, refused
 from vigil.api.xml import XmlIn
 from vigil.config.ptz import (
+    MAX_PATROL_STEPS,
+    MAX_PATROLS,
+    MAX_PATTERNS,
+    PARK_ACTIONS,
+    PROTOCOLS,
     ParkAction,
     Patrol,
     PatrolStep,
@@ -48,21 +54,25 @@ if TYPE_CHECKING:
     from vigil.ptz.controller import PtzStatus
 
 T = TypeVar("T")
+
+
+def bounds(cls: type, name: str) -> tuple[int, int]:
+    """The range the settings rules give field `name` of `cls` (one place for each limit)."""
+    meta = next(f.metadata for f in dataclasses.fields(cls) if f.name == name)
+    return int(meta["min"]), int(meta["max"])
+
+
 CHANNEL_ID = 1
-PROTOCOLS = ("pelco-d", "pelco-p")
 SPEED = (-100, 100)
-AZIMUTH = (0, 3599)
-ELEVATION = (0, 900)
-ZOOM = (10, 300)
+AZIMUTH = bounds(PtzPosition, "azimuth")
+ELEVATION = bounds(PtzPosition, "elevation")
+ZOOM = bounds(PtzPosition, "zoom")
 DURATION_MS = (1, 60000)
-MAX_PRESETS = 255
-MAX_PATROLS = 8
-MAX_PATROL_STEPS = 32
-MAX_PATTERNS = 4
-PATROL_SPEED = (1, 40)
-DWELL_S = (1, 120)
-PARK_S = (5, 720)
-PARK_ACTIONS = ("preset", "patrol", "pattern")
+MAX_PRESETS = bounds(PtzPreset, "id")[1]
+ADDRESS = bounds(PtzSettings, "address")
+PATROL_SPEED = bounds(PatrolStep, "speed")
+DWELL_S = bounds(PatrolStep, "dwell_s")
+PARK_S = bounds(ParkAction, "idle_s")
 NAME_LENGTH = 64  # longer than any name the settings take: they say how long one may be
 
 # Where a refused setting came from, so that the error names what the client sent.
@@ -443,5 +453,5 @@ def capabilities_doc(protocol: str) -> dict[str, Any]:
         },
         "isSupportPtzLock": True,
         "controlProtocol": {"@opt": names, "#text": protocol_name(protocol)},
-        "controlAddress": _range(1, 255),
+        "controlAddress": _range(*ADDRESS),
     }
