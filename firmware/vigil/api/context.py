@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from vigil.events.alerts import AlertHub
     from vigil.events.bus import EventBus
     from vigil.media.daynight import DayNight
+    from vigil.media.isp import Capabilities
     from vigil.ptz.controller import PtzController
     from vigil.record.index import RecordingIndex
     from vigil.record.storage import CardStatus
@@ -69,6 +70,8 @@ class MediaControl(Protocol):
     def client_status(self) -> list[ClientStatus]: ...
 
     async def snapshot(self, channel: int, width: int, height: int, quality: int) -> bytes: ...
+
+    def image_capabilities(self, channel: int) -> Capabilities | None: ...  # None: no sensor
 
 
 class StorageControl(Protocol):

@@ -330,7 +330,7 @@ def _channel(request: web.Request) -> ChannelImage:
     return config.image.channel(int(raw))
 
 
-def _with_image(config: Config, image: ChannelImage) -> Config:
+def with_image(config: Config, image: ChannelImage) -> Config:
     others = [c for c in config.image.channels if c.channel != image.channel]
     channels = sorted([*others, image], key=lambda c: c.channel)
     return dataclasses.replace(config, image=dataclasses.replace(config.image, channels=channels))
@@ -354,7 +354,7 @@ def _serve(
         if doc.int("id", image.channel) != image.channel:
             raise bad_parameters(f"<id> is the channel, {image.channel}")
         new = read(doc, image)
-        await config_change(request, lambda config: _with_image(config, new))
+        await config_change(request, lambda config: with_image(config, new))
         return ok(request)
 
     routes.get(path)(get)

@@ -5,7 +5,8 @@ permission) and, in `recordings`, where the card's footage is (set once recordin
 
 It follows the configuration live: a stream whose settings change has its encoder rebuilt at
 the next frame (clients keep their session); a stream whose codec changes gets a new packetizer,
-which ends the sessions that were described with the old codec; an RTSP port change rebinds.
+which ends the sessions that were described with the old codec; an RTSP port change rebinds;
+image settings go to the sensor's controls (`vigil.media.isp`) while it streams.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from vigil.config.store import ConfigStore
 from vigil.media.channel import VideoChannel
 from vigil.media.frames import AccessUnit
 from vigil.media.hub import StreamHub
+from vigil.media.isp import Capabilities, Isp, V4L2Controls
 from vigil.media.rtp import make_packetizer
 from vigil.media.rtsp.auth import RtspAuth
 from vigil.media.rtsp.playback import Recordings
@@ -55,6 +57,10 @@ class MediaService:
         self.recordings: Recordings | None = None  # the daemon sets it when recording starts
         self.hubs: dict[int, StreamHub] = {}
         self.source = make_source(board.sensor)
+        self._controls = (
+            self.source if isinstance(self.source, SimSensor) else V4L2Controls(board.sensor.device)
+        )
+        self.isp = Isp(board.sensor.controls, self._controls)
         self.channel: VideoChannel | None = None
         self.rtsp: RtspServer | None = None
         self._atlas: GlyphAtlas | None = None  # the OSD's font, rendered once when first needed
@@ -74,6 +80,7 @@ class MediaService:
         )
         self.channel.configure(streams)
         self._apply_overlay()
+        self._apply_isp()
         await self.channel.start()
         self.rtsp = RtspServer(
             hubs=self._hub_if_enabled,
@@ -92,6 +99,8 @@ class MediaService:
             await self.rtsp.stop()
         if self.channel is not None:
             await self.channel.stop()
+        if isinstance(self._controls, V4L2Controls):
+            self._controls.close()
 
     def set_scene(self, changes: object) -> None:
         """What the simulated sensor sees (the simulated board's control part "scene"; keys in
@@ -133,8 +142,22 @@ class MediaService:
             self.channel.configure(self._local_streams())
 
     async def apply_image(self, old: ImageSettings, new: ImageSettings) -> None:
-        """The `image` section changed: the OSD and privacy masks, from the next frame on."""
+        """The `image` section changed: the OSD and privacy masks from the next frame on, and
+        the sensor's image settings."""
         self._apply_overlay()
+        self._apply_isp()
+
+    def _apply_isp(self) -> None:
+        self.isp.apply(self.store.current.image.channel(LOCAL_CHANNEL).isp)
+
+    def image_capabilities(self, channel: int) -> Capabilities | None:
+        """The image settings the channel's sensor has; None for a channel without a sensor."""
+        return self.isp.capabilities if channel == LOCAL_CHANNEL else None
+
+    def set_monochrome(self, on: bool) -> None:
+        """Night mode's black and white picture (on) or colour (off), for the day/night
+        service."""
+        self.isp.set_monochrome(on)
 
     async def apply_time(self, old: TimeSettings, new: TimeSettings) -> None:
         """The OSD's date/time is in the device's time zone."""

@@ -24,6 +24,11 @@ for the event detectors' tests. A request changes only the keys it names:
 They combine in this order: the pattern (moving, still, or shifted), the box, the blur; a
 cover hides all of them. Unknown keys and bad values raise ValueError. Drawing (numpy, imported
 only then) costs nothing until a scene is set.
+
+Its controls are those of Linux's virtual video driver (vivid): brightness, contrast and
+saturation 0-255 (128 leaves the picture as it is), hue -128..128 (a half turn each way) and
+the horizontal and vertical flips (`SimSensor.controls`, `set_control`: what `vigil.media.isp`
+drives). The sensor processes what it sees: the scene first, then these.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import av
 import av.error
 
 from vigil.board.description import BoardSensor
+from vigil.media.isp import ControlInfo
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +143,27 @@ def _box(value: object) -> tuple[int, int, int, int] | None:
     return x, y, w, h
 
 
+SIM_CONTROLS = {
+    c.name: c
+    for c in (
+        ControlInfo("brightness", "int", 0, 255),
+        ControlInfo("contrast", "int", 0, 255),
+        ControlInfo("saturation", "int", 0, 255),
+        ControlInfo("hue", "int", -128, 128),
+        ControlInfo("horizontal_flip", "bool", 0, 1),
+        ControlInfo("vertical_flip", "bool", 0, 1),
+    )
+}
+NEUTRAL_CONTROLS = {
+    "brightness": 128,
+    "contrast": 128,
+    "saturation": 128,
+    "hue": 0,
+    "horizontal_flip": 0,
+    "vertical_flip": 0,
+}
+
+
 class SimSensor:
     """`--board sim`: FFmpeg's moving `testsrc2` pattern, paced to real time like a sensor.
 
@@ -158,6 +185,8 @@ class SimSensor:
         self._delivering = threading.Event()  # clear while the scene says stopped
         self._delivering.set()
         self._painter: Any = None  # vigil.media.simscene.ScenePainter, made at the first scene
+        self._controls = dict(NEUTRAL_CONTROLS)  # replaced whole by set_control
+        self._tuner: Any = None  # vigil.media.simscene.SensorTuner, made at the first change
 
     @property
     def scene(self) -> Scene:
@@ -173,6 +202,18 @@ class SimSensor:
             self._delivering.set()
         log.info("simulated sensor scene: %s", _describe(scene))
 
+    def controls(self) -> Mapping[str, ControlInfo]:
+        return SIM_CONTROLS
+
+    def set_control(self, name: str, value: int) -> None:
+        """Set one control (any thread); ValueError for an unknown one or a value off range."""
+        control = SIM_CONTROLS.get(name)
+        if control is None:
+            raise ValueError(f"the simulated sensor has no control {name!r}")
+        if not control.minimum <= value <= control.maximum:
+            raise ValueError(f"{name} is {control.minimum}..{control.maximum}, not {value}")
+        self._controls = {**self._controls, name: value}
+
     def open(self, width: int, height: int, fps: int) -> None:
         self.close()
         width, height, fps = clamp_request(self._sensor, width, height, fps)
@@ -186,6 +227,7 @@ class SimSensor:
         self._frames = self._container.decode(video=0)
         if self._painter is not None and (width, height) != self._size:
             self._painter = None  # what a scene keeps (a frozen picture) is of the old size
+        self._tuner = None
         self._size = (width, height)
         self._fps = fps
         self._start = time.monotonic()
@@ -213,6 +255,9 @@ class SimSensor:
         scene = self._scene
         if scene.drawn or self._painter is not None:
             frame = self._paint(frame, scene)
+        controls = self._controls
+        if controls != NEUTRAL_CONTROLS or self._tuner is not None:
+            frame = self._tune(frame, controls)
         due = self._start + index / self._fps
         wait = due - time.monotonic()
         if wait > timeout:
@@ -234,6 +279,17 @@ class SimSensor:
             self._painter = ScenePainter(*self._size)
         painted: av.VideoFrame = self._painter.paint(frame, scene)
         return painted
+
+    def _tune(self, frame: av.VideoFrame, controls: dict[str, int]) -> av.VideoFrame:
+        if controls == NEUTRAL_CONTROLS:
+            self._tuner = None
+            return frame
+        if self._tuner is None:
+            from vigil.media.simscene import SensorTuner  # numpy: only once a control is set
+
+            self._tuner = SensorTuner(*self._size)
+        tuned: av.VideoFrame = self._tuner.tune(frame, controls)
+        return tuned
 
     def close(self) -> None:
         if self._container is not None:

@@ -1,0 +1,203 @@
+"""Image settings over ISAPI on a real vigild with the simulated sensor: the documents show only
+what the sensor has (its vivid-like brightness, contrast, saturation, hue and flips), and what
+is set changes the pictures ffmpeg decodes from the RTSP sub stream: brightness up raises the
+mean luma, saturation 0 greys the chroma, the mirror swaps left and right. Values out of range
+and settings the sensor lacks are refused and change nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from tests.isapi_xml import NS, bad, refusal, refused_documents_test, text, xml
+from tests.vigild import ADMIN_PASSWORD, Vigild
+from vigil.board.simcontrol import send
+
+IMAGE = "/ISAPI/Image/channels/1"
+COLOR = f"{IMAGE}/color"
+FLIP = f"{IMAGE}/imageFlip"
+DOCUMENTS = ("/ISAPI/Image/channels", IMAGE, f"{IMAGE}/capabilities", COLOR, FLIP)
+HIK = f' xmlns="{NS[1:-1]}"'
+SUB_W, SUB_H = 640, 360
+# The sub stream's GOP is 2 s (15 fps, GOP 30): a client starts at the newest keyframe, so a
+# picture decoded this long after a change is one taken after it.
+AFTER_CHANGE_S = 2.5
+# Rows of the picture the OSD (date at the top, channel name at the bottom) leaves alone.
+ROWS = slice(SUB_H // 5, SUB_H * 4 // 5)
+
+
+@pytest.fixture(scope="module")
+def camera(module_device: Vigild) -> Iterator[Vigild]:
+    """The module's device, its sensor looking at a still pattern; the defaults again after."""
+    send(module_device.data_dir / "sim.sock", "scene", {"still": True})
+    yield module_device
+    send(module_device.data_dir / "sim.sock", "scene", {"still": False})
+
+
+def put_ok(camera: Vigild, path: str, body: str) -> None:
+    reply = camera.put(path, body)
+    assert reply.status_code == 200, reply.text
+    assert text(ET.fromstring(reply.content), "statusCode") == "1"
+
+
+def color(brightness: int = 50, contrast: int = 50, saturation: int = 50, hue: int = 50) -> str:
+    return (
+        f"<Color{HIK}><brightnessLevel>{brightness}</brightnessLevel>"
+        f"<contrastLevel>{contrast}</contrastLevel><saturationLevel>{saturation}</saturationLevel>"
+        f"<hueLevel>{hue}</hueLevel></Color>"
+    )
+
+
+def flip(style: str | None) -> str:
+    inner = (
+        f"<enabled>true</enabled><ImageFlipStyle>{style}</ImageFlipStyle>"
+        if style
+        else ("<enabled>false</enabled>")
+    )
+    return f"<ImageFlip{HIK}>{inner}</ImageFlip>"
+
+
+def rtsp_planes(device: Vigild) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Y, U and V of one picture of the sub stream, as ffmpeg decodes it from RTSP, taken
+    after the last change."""
+    time.sleep(AFTER_CHANGE_S)
+    url = f"rtsp://admin:{ADMIN_PASSWORD}@127.0.0.1:{device.rtsp_port}/Streaming/Channels/102"
+    result = subprocess.run(
+        ["ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", url, "-frames:v", "1",
+         "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"],
+        capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+    raw = np.frombuffer(result.stdout, np.uint8)
+    luma, chroma = SUB_W * SUB_H, (SUB_W // 2) * (SUB_H // 2)
+    return (
+        raw[:luma].reshape(SUB_H, SUB_W).astype(np.int16),
+        raw[luma : luma + chroma].reshape(SUB_H // 2, SUB_W // 2).astype(np.int16),
+        raw[luma + chroma : luma + 2 * chroma].reshape(SUB_H // 2, SUB_W // 2).astype(np.int16),
+    )
+
+
+# -- the documents --------------------------------------------------------------------------------
+def test_the_channel_shows_only_what_the_simulated_sensor_has(camera: Vigild) -> None:
+    channel = xml(camera.get(IMAGE))
+    parts = [child.tag.removeprefix(NS) for child in channel]
+    assert parts == ["id", "enabled", "videoInputID", "Color", "ImageFlip"]
+    assert [text(channel, f"Color/{t}Level") for t in ("brightness", "contrast", "saturation",
+                                                       "hue")] == ["50"] * 4  # fmt: skip
+    assert text(channel, "ImageFlip/enabled") == "false"
+    listed = xml(camera.get("/ISAPI/Image/channels"))
+    assert [text(c, "id") for c in listed] == ["1"]
+    capabilities = xml(camera.get(f"{IMAGE}/capabilities"))
+    level = capabilities.find(f"{NS}Color/{NS}hueLevel")
+    assert level is not None and level.attrib == {"min": "0", "max": "100"}
+    style = capabilities.find(f"{NS}ImageFlip/{NS}ImageFlipStyle")
+    assert style is not None and style.attrib["opt"] == "LEFTRIGHT,UPDOWN,CENTER"
+
+
+@pytest.mark.parametrize("part", ["sharpness", "exposure", "shutter", "gain", "whiteBalance",
+                                  "WDR", "BLC", "noiseReduce", "powerLineFrequency"])  # fmt: skip
+def test_parts_the_sensor_lacks_are_not_there(camera: Vigild, part: str) -> None:
+    assert refusal(camera.get(f"{IMAGE}/{part}"))[:2] == (404, "notSupport")
+    assert refusal(camera.put(f"{IMAGE}/{part}", "<X/>"))[:2] == (404, "notSupport")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "words"),
+    [
+        (IMAGE, f"<ImageChannel{HIK}><WDR><mode>open</mode></WDR></ImageChannel>", "<WDR>"),
+        (
+            IMAGE,
+            f"<ImageChannel{HIK}><Sharpness><SharpnessLevel>60</SharpnessLevel></Sharpness>"
+            "</ImageChannel>",
+            "<Sharpness>",
+        ),
+        (
+            IMAGE,
+            f"<ImageChannel{HIK}><Color><brightnessLevel>80</brightnessLevel></Color>"
+            "<powerLineFrequency><powerLineFrequencyMode>60hz</powerLineFrequencyMode>"
+            "</powerLineFrequency></ImageChannel>",
+            "powerLineFrequency",
+        ),
+    ],
+    ids=["wdr", "sharpness", "mains-with-a-good-brightness"],
+)
+def test_unsupported_settings_are_refused_and_change_nothing(
+    camera: Vigild, path: str, body: str, words: str
+) -> None:
+    config = camera.data_dir / "config.toml"
+    before = [camera.get(p).content for p in DOCUMENTS], config.read_bytes()
+    code, sub, message = refusal(camera.put(path, body))
+    assert (code, sub) == (403, "notSupport") and words in message, message
+    assert ([camera.get(p).content for p in DOCUMENTS], config.read_bytes()) == before
+
+
+test_refused_documents_change_nothing = refused_documents_test(
+    [
+        bad("brightness-101", COLOR, color(brightness=101), "badParameters", "brightnessLevel"),
+        bad("hue-negative", COLOR, color(hue=-1), "badParameters", "hueLevel"),
+        bad(
+            "level-text",
+            COLOR,
+            f"<Color{HIK}><contrastLevel>high</contrastLevel></Color>",
+            "badParameters",
+            "contrastLevel",
+        ),
+        bad("flip-style", FLIP, flip("DIAGONAL"), "badParameters", "ImageFlipStyle"),
+        bad(
+            "unknown-element",
+            COLOR,
+            f"<Color{HIK}><gamma>2</gamma></Color>",
+            "badXmlContent",
+            "gamma",
+        ),
+        bad(
+            "whole-out-of-range",
+            IMAGE,
+            f"<ImageChannel{HIK}><Color><saturationLevel>200</saturationLevel></Color>"
+            "</ImageChannel>",
+            "badParameters",
+            "saturationLevel",
+        ),
+        bad(
+            "other-channel",
+            IMAGE,
+            f"<ImageChannel{HIK}><id>2</id></ImageChannel>",
+            "badParameters",
+            "<id>",
+        ),
+    ],
+    DOCUMENTS,
+)
+
+
+# -- the pictures -------------------------------------------------------------------------------
+def test_image_settings_change_what_ffmpeg_decodes_from_rtsp(camera: Vigild) -> None:
+    try:
+        luma, u, v = rtsp_planes(camera)
+        chroma_before = float(np.abs(u - 128).mean() + np.abs(v - 128).mean())
+        assert chroma_before > 10  # testsrc2 is colourful
+
+        put_ok(camera, COLOR, color(brightness=80))
+        brighter, _, _ = rtsp_planes(camera)
+        assert brighter.mean() > luma.mean() + 25, (brighter.mean(), luma.mean())
+
+        put_ok(camera, COLOR, color(saturation=0))
+        grey, grey_u, grey_v = rtsp_planes(camera)
+        assert float(np.abs(grey_u - 128).mean() + np.abs(grey_v - 128).mean()) < 2
+        assert abs(grey.mean() - luma.mean()) < 3  # the luma as it was
+
+        put_ok(camera, FLIP, flip("LEFTRIGHT"))
+        assert text(xml(camera.get(FLIP)), "ImageFlipStyle") == "LEFTRIGHT"
+        mirrored, _, _ = rtsp_planes(camera)
+        half = SUB_W // 2
+        left, right = luma[ROWS, :half], luma[ROWS, half:]
+        as_mirrored = float(np.abs(mirrored[ROWS, :half] - right[:, ::-1]).mean())
+        as_before = float(np.abs(mirrored[ROWS, :half] - left).mean())
+        assert as_mirrored < 6 and as_before > 4 * as_mirrored, (as_mirrored, as_before)
+    finally:
+        put_ok(camera, IMAGE, f"<ImageChannel{HIK}>{color()}{flip(None)}</ImageChannel>")
