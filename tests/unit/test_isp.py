@@ -125,7 +125,7 @@ def test_control_values_of_the_defaults_and_of_manual_exposure() -> None:
         "sharpness": 4,
         "backlight_compensation": 0,
         "power_line_frequency": 1,
-    }  # fmt: skip  (auto exposure: no time nor gain written)
+    }  # auto exposure: no time nor gain written
     manual = IspSettings(
         exposure_auto=False, exposure_time=10_000, gain=100, power_line_frequency=60
     )
