@@ -58,6 +58,7 @@ from vigil.events.linkage import Action, ActionRunner
 from vigil.events.mail import MailAction
 from vigil.events.notify import NotifyTester
 from vigil.events.rules import LinkageHooks, Rules
+from vigil.media.daynight import DayNight
 from vigil.media.rtsp.auth import LIVE_PERMISSION, AccountsRtspAuth, RtspDigest
 from vigil.media.rtsp.playback import PLAYBACK_PERMISSION
 from vigil.media.rtsp.playback_session import PlaybackCardUser
@@ -213,6 +214,7 @@ class Vigil:
         await self._start_detection()
         await self._start_recording()
         await self._start_alarm_io()
+        await self._start_day_night()
         await self._start_http()
         await self.ntp.start()
         self._stop_steps.append(self.ntp.stop)
@@ -374,6 +376,23 @@ class Vigil:
         if self.sim_control is not None and board.driver == "sim":
             self.sim_control.on("input", self.alarm_io.sim_input)
 
+    async def _start_day_night(self) -> None:
+        """IR-cut, illuminator and light sensor, following the local channel's image settings."""
+        self.day_night = DayNight.for_board(
+            self.board.day_night,
+            lambda: self.store.current.image.channel(LOCAL_CHANNEL).day_night,
+            self.bus,
+            self._local_now,
+            monochrome=self.media.set_monochrome,
+            record=lambda minor, details: self.devicelog.record(
+                "Information", minor, channel=LOCAL_CHANNEL, details=details
+            ),
+        )
+        await self.day_night.start()
+        self._stop_steps.append(self.day_night.stop)
+        if self.sim_control is not None and self.day_night.light is not None:
+            self.sim_control.on("light", self.day_night.sim_light)
+
     def _trigger_output(self, output_id: int) -> None:
         try:
             self.alarm_io.trigger(output_id)
@@ -433,6 +452,7 @@ class Vigil:
                 notify=self.notify,
                 credentials=self.credentials,
             ),
+            day_night=self.day_night,
         )
         self.http = HttpService(
             build_app(ctx),
@@ -495,6 +515,7 @@ class Vigil:
         store.subscribe("ports", self.media.apply_ports)
         store.subscribe("streams", self.media.apply_streams)
         store.subscribe("image", self.media.apply_image)
+        store.subscribe("image", self.day_night.apply)
         store.subscribe("time", self.media.apply_time)
         store.subscribe("storage", self.storage.apply)
         store.subscribe("record", self.recording.apply_record)

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from vigil.api import (
     isapi_content,
+    isapi_daynight,
     isapi_detection,
     isapi_download,
     isapi_events,
@@ -48,6 +49,7 @@ ISAPI_MODULES = (
     isapi_detection,
     isapi_image,
     isapi_isp,
+    isapi_daynight,
     isapi_triggers,
     isapi_notify,
     isapi_serial,
