@@ -97,7 +97,7 @@ class SideRun:
     window_s: float
     cpu_s: float  # the recorders' CPU in the window
     syncs: dict[str, int]  # fsync-family calls in the window
-    commits: int  # journal commits of the card's file system in the window
+    commits: int  # journal commits (full and fast) of the card's file system in the window
     device_bytes: int  # written to the card over the whole run, after the final sync
     media: Media  # what the files hold
     journal: Journal  # the card's ext4 journal over the whole run
@@ -180,13 +180,13 @@ async def measure_window(side: Side, card: Card, rig: Instruments) -> dict[str, 
     seconds, cameras = rig.args.window, rig.cameras
     await cameras.stats()  # restarts the cameras' lag statistics
     await rig.tracer.begin()
-    clock0, commits0 = time.monotonic(), card.journal().commits
+    clock0, commits0 = time.monotonic(), card.journal().all_commits
     cpu0, busy0, source0 = side.cpu_seconds(), host_busy_seconds(), cameras.cpu_seconds()
     roles0 = side.cpu_by_role()
     await asyncio.sleep(seconds)
     cpu1, busy1, source1 = side.cpu_seconds(), host_busy_seconds(), cameras.cpu_seconds()
     roles1 = side.cpu_by_role()
-    elapsed, commits = time.monotonic() - clock0, card.journal().commits - commits0
+    elapsed, commits = time.monotonic() - clock0, card.journal().all_commits - commits0
     syncs, lost = await rig.tracer.end(side.pids())
     if lost:
         raise RigError(f"the fsync counter lost {lost} events")

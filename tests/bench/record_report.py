@@ -110,7 +110,8 @@ def _written(run: SideRun) -> str:
     return (
         f"card written {_mb(run.device_bytes)} over a {run.run_s:.0f} s run = media files "
         f"{_mb(media.file_bytes)}{other} + journal about {_mb(journal.bytes)} "
-        f"({journal.commits} commits of {journal.logged_blocks} blocks) + the rest "
+        f"({journal.commits} commits of {journal.logged_blocks} blocks, {journal.fast_commits} "
+        f"fast commits of {journal.fast_blocks} blocks in all) + the rest "
         f"{_mb(rest)} (blocks written more than once, metadata home blocks)"
     )
 
@@ -162,7 +163,9 @@ How the figures are measured:
   a ptraced process, even with `--seccomp-bpf`, costs about twice the CPU here when its
   threads hand work to each other, which would spoil the CPU figures of the same window.
 - Journal commits: transactions the card's ext4 journal committed in the window (jbd2's
-  `/proc/fs/jbd2/loopN-8/info`). Each ends in a cache flush of the device; an fsync needs one
+  `/proc/fs/jbd2/loopN-8/info`) plus fast commits (`/proc/fs/ext4/loopN/fc_info`; cards are
+  formatted with `fast_commit`, so an fsync after an append logs about one block instead of a
+  transaction of six or seven). Each ends in a cache flush of the device; an fsync needs one
   unless it lands in a commit that another fsync (or the 10 s commit interval) started. The
   cards are RAM-backed, so a commit takes a fraction of a millisecond and the streams' fsyncs
   almost never share one; on slow flash, fsyncs that arrive while a commit is in flight share

@@ -96,14 +96,32 @@ def prepare_clip(cache: Path) -> Path:
 # -- the cards -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Journal:
-    """The ext4 journal since the mount (jbd2's own statistics; averages are whole blocks)."""
+    """The ext4 journal since the mount: jbd2's full commits (averages are whole blocks) and
+    ext4's fast commits (`fast_commit`: an fsync of a file whose change is a plain append logs
+    just that inode's new range in the fast-commit area, a block or so, not a transaction)."""
 
     commits: int = 0
     logged_blocks: int = 0  # per commit, descriptor and commit blocks included
+    fast_commits: int = 0
+    fast_blocks: int = 0  # in all
 
     @property
     def bytes(self) -> int:
-        return self.commits * self.logged_blocks * BLOCK
+        return (self.commits * self.logged_blocks + self.fast_blocks) * BLOCK
+
+    @property
+    def all_commits(self) -> int:
+        return self.commits + self.fast_commits
+
+
+def _numbers(path: Path, *patterns: str) -> tuple[int, ...] | None:
+    """The first number each pattern captures in a /proc statistics file; None if any is missing."""
+    with contextlib.suppress(OSError):
+        text = path.read_text()
+        found = [re.search(pattern, text, re.M) for pattern in patterns]
+        if all(found):
+            return tuple(int(match.group(1)) for match in found if match)
+    return None
 
 
 class Card:
@@ -149,14 +167,13 @@ class Card:
 
     def journal(self) -> Journal:
         """What the journal has committed since the mount (read while it is mounted)."""
-        info = Path(f"/proc/fs/jbd2/{Path(self.device).name}-8/info")
-        with contextlib.suppress(OSError):
-            text = info.read_text()
-            commits = re.search(r"^(\d+) transactions", text, re.M)
-            logged = re.search(r"(\d+) logged blocks per transaction", text)
-            if commits and logged:
-                return Journal(int(commits.group(1)), int(logged.group(1)))
-        return Journal()
+        name = Path(self.device).name
+        full = _numbers(
+            Path(f"/proc/fs/jbd2/{name}-8/info"),
+            r"^(\d+) transactions", r"(\d+) logged blocks per transaction",
+        )  # fmt: skip
+        fast = _numbers(Path(f"/proc/fs/ext4/{name}/fc_info"), r"^(\d+) commits", r"^(\d+) numblks")
+        return Journal(*(full or (0, 0)), *(fast or (0, 0)))
 
     def start_counting(self) -> None:
         """After the format and the mount: flush what they left, then take the baseline."""
