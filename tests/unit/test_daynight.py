@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pytest
+from gpiozero import DigitalOutputDevice
+from gpiozero.pins.local import LocalPiFactory
 from gpiozero.pins.mock import MockFactory, MockPin
 
 from vigil.board.description import BoardDayNight
@@ -320,3 +322,23 @@ async def test_settings_of_another_channel_change_nothing() -> None:
             mode="night"))])  # fmt: skip
         apply(image(AUTO), ImageSettings(channels=[ChannelImage(), *other.channels]))
         assert r.service.night is False
+
+
+class SharedPinsFactory(MockFactory, LocalPiFactory):
+    """Mock pins kept where lgpio, rpigpio and native keep theirs: shared by every factory."""
+
+
+def test_closing_the_lines_leaves_a_shared_factorys_other_pins_open() -> None:
+    alarm_factory, lines_factory = SharedPinsFactory(), SharedPinsFactory()
+    try:
+        relay = DigitalOutputDevice("GPIO22", pin_factory=alarm_factory)
+        lines = IrCutLines(PAIR, lines_factory)
+        lines.close()
+        relay.on()  # the alarm I/O's relay still works until its own service stops it
+        assert relay.value == 1
+        relay.close()
+    finally:
+        alarm_factory.close()
+    own = MockFactory()
+    IrCutLines(PAIR, own).close()
+    assert own.pins == {}

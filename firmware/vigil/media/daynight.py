@@ -48,6 +48,7 @@ from datetime import datetime
 from typing import Any
 
 from gpiozero import DigitalOutputDevice, Factory
+from gpiozero.pins.local import LocalPiFactory
 
 from vigil.board.description import BoardDayNight
 from vigil.board.gpio import make_pin_factory
@@ -107,7 +108,7 @@ class IrCutLines:
 
     def __init__(self, board: BoardDayNight, factory: Factory) -> None:
         self.board = board
-        self._factory = factory  # owned: closed with the lines
+        self._factory = factory  # owned: closed with the lines (unless a LocalPiFactory)
 
         def line(name: str) -> DigitalOutputDevice | None:
             if not name:
@@ -144,7 +145,8 @@ class IrCutLines:
             if device is not None:
                 device.off()
                 device.close()
-        self._factory.close()
+        if not isinstance(self._factory, LocalPiFactory):
+            self._factory.close()  # a local factory's pins are shared: the alarm lines' too
 
 
 @dataclass(frozen=True)
