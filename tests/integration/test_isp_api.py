@@ -86,7 +86,7 @@ def rtsp_planes(device: Vigild) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def test_the_channel_shows_only_what_the_simulated_sensor_has(camera: Vigild) -> None:
     channel = xml(camera.get(IMAGE))
     parts = [child.tag.removeprefix(NS) for child in channel]
-    assert parts == ["id", "enabled", "videoInputID", "Color", "ImageFlip"]
+    assert parts == ["id", "enabled", "videoInputID", "Color", "ImageFlip", "IrcutFilter"]
     assert [text(channel, f"Color/{t}Level") for t in ("brightness", "contrast", "saturation",
                                                        "hue")] == ["50"] * 4  # fmt: skip
     assert text(channel, "ImageFlip/enabled") == "false"
@@ -164,6 +164,14 @@ test_refused_documents_change_nothing = refused_documents_test(
             "saturationLevel",
         ),
         bad(
+            "ircut-with-good-color",
+            IMAGE,
+            f"<ImageChannel{HIK}>{color(brightness=70)}<IrcutFilter><IrcutFilterType>dusk"
+            "</IrcutFilterType></IrcutFilter></ImageChannel>",
+            "badParameters",
+            "IrcutFilterType",
+        ),
+        bad(
             "other-channel",
             IMAGE,
             f"<ImageChannel{HIK}><id>2</id></ImageChannel>",
@@ -201,3 +209,28 @@ def test_image_settings_change_what_ffmpeg_decodes_from_rtsp(camera: Vigild) -> 
         assert as_mirrored < 6 and as_before > 4 * as_mirrored, (as_mirrored, as_before)
     finally:
         put_ok(camera, IMAGE, f"<ImageChannel{HIK}>{color()}{flip(None)}</ImageChannel>")
+
+
+def test_the_whole_channel_carries_the_day_night_part(camera: Vigild) -> None:
+    ircut = f"{IMAGE}/IrcutFilter"
+    before = xml(camera.get(ircut))
+    mode, delay = text(before, "IrcutFilterType"), text(before, "nightToDayFilterTime")
+    assert text(xml(camera.get(IMAGE)), "IrcutFilter/IrcutFilterType") == mode
+    try:
+        put_ok(
+            camera,
+            IMAGE,
+            f"<ImageChannel{HIK}><IrcutFilter><IrcutFilterType>day</IrcutFilterType>"
+            f"<nightToDayFilterTime>30</nightToDayFilterTime></IrcutFilter>{color(hue=60)}"
+            "</ImageChannel>",
+        )
+        shown = xml(camera.get(ircut))
+        assert (text(shown, "IrcutFilterType"), text(shown, "nightToDayFilterTime")) == (
+            "day",
+            "30",
+        )
+        assert text(xml(camera.get(COLOR)), "hueLevel") == "60"
+    finally:
+        put_ok(camera, ircut, f"<IrcutFilter{HIK}><IrcutFilterType>{mode}</IrcutFilterType>"
+               f"<nightToDayFilterTime>{delay}</nightToDayFilterTime></IrcutFilter>")  # fmt: skip
+        put_ok(camera, COLOR, color())

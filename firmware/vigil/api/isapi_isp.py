@@ -18,6 +18,9 @@ Resources (channel `{ch}`: a channel with a sensor, 404 `notSupport` for another
 - `Image/channels/{ch}/capabilities`: the `ImageChannel` document with each value's range
   (`min`/`max`) or choices (`opt`).
 
+The whole `ImageChannel` also carries `IrcutFilter`, the day/night part, through
+`vigil.api.isapi_daynight` (`ircut_doc`, `parse_ircut`), which serves it on its own too.
+
 Levels are 0-100. A document shows only what the sensor has: a part it lacks entirely is a 404
 `notSupport`, an element it lacks sent in a PUT is a 403 `notSupport` naming it, a value out of
 range a 400 `badParameters` naming the element, an unknown element `badXmlContent`; either way
@@ -37,6 +40,7 @@ from aiohttp import web
 from vigil.api.context import context
 from vigil.api.errors import IsapiError, bad_parameters, bad_xml_content, not_found
 from vigil.api.io import checked, config_change, ok, read_xml, xml_response
+from vigil.api.isapi_daynight import ircut_doc, parse_ircut
 from vigil.api.isapi_image import with_image
 from vigil.api.xml import XmlIn, render
 from vigil.config.image import ChannelImage, IspSettings
@@ -224,7 +228,7 @@ PARTS = (
         ),
     ),
     Part("Sharpness", ("sharpness", "Sharpness"), (Element("SharpnessLevel", "sharpness", LEVEL),)),
-    ImageFlipPart(
+    ImageFlipPart(  # its elements say which settings it carries; it shows and reads its own
         "ImageFlip",
         ("imageFlip", "ImageFlip"),
         (Element("enabled", "mirror", SWITCH), Element("ImageFlipStyle", "flip", SWITCH)),
@@ -281,7 +285,7 @@ def channel_doc(image: ChannelImage, capabilities: Capabilities) -> dict[str, An
     for part in PARTS:
         if _has(part, capabilities):
             doc[part.root] = part.show(image.isp, capabilities)
-    return doc
+    return doc | {"IrcutFilter": ircut_doc(image.day_night)}
 
 
 def capabilities_doc(image: ChannelImage, capabilities: Capabilities) -> dict[str, Any]:
@@ -289,7 +293,7 @@ def capabilities_doc(image: ChannelImage, capabilities: Capabilities) -> dict[st
     for part in PARTS:
         if _has(part, capabilities):
             doc[part.root] = part.capability(image.isp, capabilities)
-    return doc
+    return doc | {"IrcutFilter": ircut_doc(image.day_night)}
 
 
 def apply_changes(
@@ -306,8 +310,11 @@ def apply_changes(
     return dataclasses.replace(image, isp=isp)
 
 
-def parse_channel(doc: XmlIn, image: ChannelImage, capabilities: Capabilities) -> ChannelImage:
-    """A whole `ImageChannel` document onto the channel's settings."""
+def parse_channel(
+    doc: XmlIn, image: ChannelImage, capabilities: Capabilities, light_sensor: bool
+) -> ChannelImage:
+    """A whole `ImageChannel` document onto the channel's settings (`IrcutFilter` is the
+    day/night module's, `light_sensor` whether its auto mode can be had)."""
     for tag in ("id", "videoInputID"):
         if doc.int(tag, image.channel) != image.channel:
             raise bad_parameters(f"<{tag}> is the channel, {image.channel}")
@@ -321,8 +328,16 @@ def parse_channel(doc: XmlIn, image: ChannelImage, capabilities: Capabilities) -
         if not _has(part, capabilities):
             raise not_supported(f"<{part.root}>: the sensor has none")
         changes |= part.read(found, capabilities)
+    ircut = doc.child("IrcutFilter")
     doc.finish()
+    if ircut is not None:
+        day_night = parse_ircut(ircut, image.day_night, light_sensor=light_sensor)
+        image = dataclasses.replace(image, day_night=day_night)
     return apply_changes(image, changes, capabilities, "ImageChannel")
+
+
+def _light_sensor(request: web.Request) -> bool:
+    return context(request).board.day_night.light_sensor != "none"
 
 
 # -- resources --------------------------------------------------------------------------------
@@ -366,7 +381,7 @@ async def put_channels(request: web.Request) -> web.Response:
         if any(image.channel == number for image in new):
             raise bad_parameters(f"<ImageChannel/id> {number} appears twice")
         image, caps = known[number]
-        new.append(parse_channel(entry, image, caps))
+        new.append(parse_channel(entry, image, caps, _light_sensor(request)))
     doc.finish()
 
     def change(config: Any) -> Any:
@@ -388,7 +403,7 @@ async def get_channel(request: web.Request) -> web.Response:
 async def put_channel(request: web.Request) -> web.Response:
     image, capabilities = _channel(request)
     doc = await read_xml(request, "ImageChannel")
-    new = parse_channel(doc, image, capabilities)
+    new = parse_channel(doc, image, capabilities, _light_sensor(request))
     await config_change(request, lambda config: with_image(config, new))
     return ok(request)
 
