@@ -132,9 +132,13 @@ class Dome:
         return Position(self.pan, self.tilt, self.zoom)
 
     def place(self, position: Position, now: float) -> None:
-        """The dome is at `position` now (as it answered); its motion goes on from there."""
+        """The dome is at `position` now (as it answered); its motion goes on from there, and
+        a target it reached to within the wire's resolution is done."""
         self.advance(now)
         self.pan, self.tilt, self.zoom = position.pan, position.tilt, position.zoom
+        for axis, target in list(self.targets.items()):
+            if to_wire(axis, target) == to_wire(axis, position.of(axis)):
+                del self.targets[axis]
 
     def settle_time(self) -> float:
         """Seconds until the moves to targets (presets, absolute positions) end."""
