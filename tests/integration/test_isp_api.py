@@ -21,7 +21,8 @@ from vigil.board.simcontrol import send
 IMAGE = "/ISAPI/Image/channels/1"
 COLOR = f"{IMAGE}/color"
 FLIP = f"{IMAGE}/imageFlip"
-DOCUMENTS = ("/ISAPI/Image/channels", IMAGE, f"{IMAGE}/capabilities", COLOR, FLIP)
+SHARPNESS = f"{IMAGE}/sharpness"
+DOCUMENTS = ("/ISAPI/Image/channels", IMAGE, f"{IMAGE}/capabilities", COLOR, SHARPNESS, FLIP)
 HIK = f' xmlns="{NS[1:-1]}"'
 SUB_W, SUB_H = 640, 360
 # The sub stream's GOP is 2 s (15 fps, GOP 30): a client starts at the newest keyframe, so a
@@ -86,10 +87,12 @@ def rtsp_planes(device: Vigild) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def test_the_channel_shows_only_what_the_simulated_sensor_has(camera: Vigild) -> None:
     channel = xml(camera.get(IMAGE))
     parts = [child.tag.removeprefix(NS) for child in channel]
-    assert parts == ["id", "enabled", "videoInputID", "Color", "ImageFlip", "IrcutFilter"]
+    assert parts == ["id", "enabled", "videoInputID", "Color", "Sharpness", "ImageFlip",
+                     "IrcutFilter"]  # fmt: skip
     assert [text(channel, f"Color/{t}Level") for t in ("brightness", "contrast", "saturation",
                                                        "hue")] == ["50"] * 4  # fmt: skip
     assert text(channel, "ImageFlip/enabled") == "false"
+    assert text(xml(camera.get(SHARPNESS)), "SharpnessLevel") == "50"
     listed = xml(camera.get("/ISAPI/Image/channels"))
     assert [text(c, "id") for c in listed] == ["1"]
     capabilities = xml(camera.get(f"{IMAGE}/capabilities"))
@@ -99,7 +102,7 @@ def test_the_channel_shows_only_what_the_simulated_sensor_has(camera: Vigild) ->
     assert style is not None and style.attrib["opt"] == "LEFTRIGHT,UPDOWN,CENTER"
 
 
-@pytest.mark.parametrize("part", ["sharpness", "exposure", "shutter", "gain", "whiteBalance",
+@pytest.mark.parametrize("part", ["exposure", "shutter", "gain", "whiteBalance",
                                   "WDR", "BLC", "noiseReduce", "powerLineFrequency"])  # fmt: skip
 def test_parts_the_sensor_lacks_are_not_there(camera: Vigild, part: str) -> None:
     assert refusal(camera.get(f"{IMAGE}/{part}"))[:2] == (404, "notSupport")
@@ -112,9 +115,9 @@ def test_parts_the_sensor_lacks_are_not_there(camera: Vigild, part: str) -> None
         (IMAGE, f"<ImageChannel{HIK}><WDR><mode>open</mode></WDR></ImageChannel>", "<WDR>"),
         (
             IMAGE,
-            f"<ImageChannel{HIK}><Sharpness><SharpnessLevel>60</SharpnessLevel></Sharpness>"
+            f"<ImageChannel{HIK}><Exposure><ExposureType>manual</ExposureType></Exposure>"
             "</ImageChannel>",
-            "<Sharpness>",
+            "<Exposure>",
         ),
         (
             IMAGE,
@@ -124,7 +127,7 @@ def test_parts_the_sensor_lacks_are_not_there(camera: Vigild, part: str) -> None
             "powerLineFrequency",
         ),
     ],
-    ids=["wdr", "sharpness", "mains-with-a-good-brightness"],
+    ids=["wdr", "exposure", "mains-with-a-good-brightness"],
 )
 def test_unsupported_settings_are_refused_and_change_nothing(
     camera: Vigild, path: str, body: str, words: str
@@ -146,6 +149,13 @@ test_refused_documents_change_nothing = refused_documents_test(
             f"<Color{HIK}><contrastLevel>high</contrastLevel></Color>",
             "badParameters",
             "contrastLevel",
+        ),
+        bad(
+            "sharpness-101",
+            SHARPNESS,
+            f"<Sharpness{HIK}><SharpnessLevel>101</SharpnessLevel></Sharpness>",
+            "badParameters",
+            "SharpnessLevel",
         ),
         bad("flip-style", FLIP, flip("DIAGONAL"), "badParameters", "ImageFlipStyle"),
         bad(

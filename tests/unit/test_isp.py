@@ -98,7 +98,9 @@ def test_switches_on_booleans_integers_and_the_exposure_menu() -> None:
 
 
 def test_the_simulated_sensor_offers_only_its_controls() -> None:
-    assert list(sim().controls) == ["brightness", "contrast", "saturation", "hue", "mirror", "flip"]
+    assert list(sim().controls) == [
+        "brightness", "contrast", "saturation", "hue", "sharpness", "mirror", "flip"
+    ]  # fmt: skip
 
 
 def test_a_usb_camera_offers_what_the_board_maps_and_it_has_of_a_usable_kind() -> None:
@@ -154,8 +156,8 @@ def test_refusals_name_the_setting_and_the_range() -> None:
     with pytest.raises(Unsupported, match="no hue control") as refused:
         check_settings(IspSettings(hue=60), uvc(), {"brightness", "hue"})
     assert refused.value.setting == "hue"
-    with pytest.raises(Unsupported, match="no sharpness control"):
-        check_settings(IspSettings(), sim(), {"sharpness"})
+    with pytest.raises(Unsupported, match="no white balance auto control"):
+        check_settings(IspSettings(), sim(), {"white_balance_auto"})
     with pytest.raises(ValueError, match="300-204700 us"):
         check_settings(IspSettings(exposure_time=250_000), uvc(), {"exposure_time"})
     check_settings(IspSettings(exposure_time=1000), uvc(), {"exposure_time", "brightness"})
@@ -168,9 +170,10 @@ def test_the_writer_writes_only_what_changes_and_night_mode(
     isp = Isp(load_board("sim").sensor.controls, sensor)
     isp.apply(IspSettings())
     assert dict(sensor.written) == {"brightness": 128, "contrast": 128, "saturation": 128,
-                                    "hue": 0, "horizontal_flip": 0, "vertical_flip": 0}  # fmt: skip
+                                    "hue": 0, "sharpness": 128, "horizontal_flip": 0,
+                                    "vertical_flip": 0}  # fmt: skip
     sensor.written.clear()
-    isp.apply(IspSettings(brightness=100, sharpness=80))  # sharpness: not on this sensor
+    isp.apply(IspSettings(brightness=100, gain=80))  # gain: not on this sensor
     assert sensor.written == [("brightness", 255)]
     sensor.written.clear()
     isp.set_monochrome(True)
@@ -223,6 +226,17 @@ def test_saturation_zero_is_grey_and_hue_turns_the_colours() -> None:
     _, turned = frames({"hue": 128})  # half a turn: every colour to its opposite
     (_, u0, v0), (_, u1, v1) = planes(plain, W, H), planes(turned, W, H)
     assert np.abs((u1 - 128) + (u0 - 128)).max() <= 1 and np.abs((v1 - 128) + (v0 - 128)).max() <= 1
+
+
+def test_sharpness_scales_the_detail_of_the_luma() -> None:
+    def detail(picture: np.ndarray) -> float:
+        luma = planes(picture, W, H)[0]
+        return float(np.abs(np.diff(luma, axis=1)).mean())
+
+    plain, sharp = frames({"sharpness": 255})
+    _, soft = frames({"sharpness": 0})
+    assert detail(sharp) > 1.3 * detail(plain) > 1.3 * 1.3 * detail(soft)
+    assert np.array_equal(planes(sharp, W, H)[1], planes(plain, W, H)[1])  # chroma as it was
 
 
 def test_the_flips_reverse_every_plane() -> None:

@@ -1,5 +1,5 @@
 """Drawing the simulated sensor's scene (`vigil.media.source.Scene`) into its pictures, and
-its image processing (`SensorTuner`: brightness, contrast, saturation, hue, flips).
+its image processing (`SensorTuner`: brightness, contrast, saturation, hue, sharpness, flips).
 
 Imported by `SimSensor` only once a scene or a control is set, so the plain pattern never
 loads numpy.
@@ -25,6 +25,7 @@ BLACK, WHITE, NEUTRAL = 16, 235, 128  # video-range luma, and chroma without col
 COVER_NOISE = 5  # a covered lens: luma 16..20, changing every frame
 BLUR_FACTOR = 16  # the blur: down to 1/16 of the size (area average) and back up (bilinear)
 SHIFT = 3  # the moved view: the picture shifted by a third of its height and width
+SHARPNESS_NEUTRAL = 128  # the simulated sensor's sharpness that leaves the picture as it is
 
 
 class ScenePainter:
@@ -161,11 +162,15 @@ class SensorTuner:
     - luma through a 256-entry table: (Y - 128) * contrast / 128 + 128 + brightness - 128;
     - chroma through a 65536-entry table indexed by (U, V): the colour difference turned by
       hue * 180 / 128 degrees and scaled by saturation / 128 (saturation 0 is grey);
+    - sharpness as an unsharp mask on the luma: the picture blurred in swscale (half size,
+      area average, and back up), its detail (luma - blurred) scaled by 0 (sharpness 0: the
+      blurred picture) to 1 (128) to 3 (255);
     - the flips as reversed slices of every plane.
 
     The tables are rebuilt only when the controls change; per frame it is a few numpy
-    gathers and copies (measured on a 1080p frame on the 2-core development machine: 5 ms for
-    luma and chroma, 8 ms with both flips as well; a frame lasts 40 ms at 25 fps).
+    gathers and copies and two swscale passes for sharpness (measured on a 1080p frame on the
+    2-core development machine, shared: 5-7 ms for luma and chroma, 7 ms for sharpness, 14 ms
+    for all of them with both flips; a frame lasts 40 ms at 25 fps).
     """
 
     def __init__(self, width: int, height: int) -> None:
@@ -173,6 +178,8 @@ class SensorTuner:
         self._controls: dict[str, int] = {}
         self._luma: Picture | None = None
         self._chroma: tuple[Picture, Picture] | None = None
+        self._down = VideoReformatter()
+        self._up = VideoReformatter()
 
     def tune(self, frame: av.VideoFrame, controls: dict[str, int]) -> av.VideoFrame:
         if controls != self._controls:
@@ -181,6 +188,8 @@ class SensorTuner:
         luma, u, v = planes(picture, self.width, self.height)
         if self._luma is not None:
             luma[...] = np.take(self._luma, luma)
+        if controls["sharpness"] != SHARPNESS_NEUTRAL:
+            self._sharpen(luma, controls["sharpness"])
         if self._chroma is not None:
             index = np.left_shift(u, 8, dtype=np.uint16)
             index |= v
@@ -192,6 +201,26 @@ class SensorTuner:
             if controls["vertical_flip"]:
                 plane[...] = plane[::-1].copy()
         return av.VideoFrame.from_ndarray(picture, format="yuv420p")
+
+    def _sharpen(self, luma: Picture, sharpness: int) -> None:
+        """Unsharp mask, in sixteenths: detail gain 0..16 below neutral, 16..48 above."""
+        if sharpness < SHARPNESS_NEUTRAL:
+            gain = sharpness * 16 // SHARPNESS_NEUTRAL
+        else:
+            gain = 16 + (sharpness - SHARPNESS_NEUTRAL) * 32 // (255 - SHARPNESS_NEUTRAL)
+        grey = av.VideoFrame.from_ndarray(luma, format="gray")
+        w, h = self.width, self.height
+        small = self._down.reformat(
+            grey, max(2, w // 2), max(2, h // 2), interpolation=Interpolation.AREA
+        )
+        blurred = self._up.reformat(small, w, h, interpolation=Interpolation.BILINEAR)
+        base = blurred.to_ndarray().astype(np.int16)
+        detail = luma.astype(np.int16)
+        detail -= base
+        detail *= gain
+        detail >>= 4
+        detail += base
+        luma[...] = np.clip(detail, 0, 255)
 
     def _build(self, controls: dict[str, int]) -> None:
         self._controls = dict(controls)

@@ -27,8 +27,9 @@ only then) costs nothing until a scene is set.
 
 Its controls are those of Linux's virtual video driver (vivid): brightness, contrast and
 saturation 0-255 (128 leaves the picture as it is), hue -128..128 (a half turn each way) and
-the horizontal and vertical flips (`SimSensor.controls`, `set_control`: what `vigil.media.isp`
-drives). The sensor processes what it sees: the scene first, then these.
+the horizontal and vertical flips, and a sharpness 0-255 of its own (128 as it is)
+(`SimSensor.controls`, `set_control`: what `vigil.media.isp` drives). The sensor processes
+what it sees: the scene first, then these.
 """
 
 from __future__ import annotations
@@ -150,6 +151,7 @@ SIM_CONTROLS = {
         ControlInfo("contrast", "int", 0, 255),
         ControlInfo("saturation", "int", 0, 255),
         ControlInfo("hue", "int", -128, 128),
+        ControlInfo("sharpness", "int", 0, 255),
         ControlInfo("horizontal_flip", "bool", 0, 1),
         ControlInfo("vertical_flip", "bool", 0, 1),
     )
@@ -159,6 +161,7 @@ NEUTRAL_CONTROLS = {
     "contrast": 128,
     "saturation": 128,
     "hue": 0,
+    "sharpness": 128,
     "horizontal_flip": 0,
     "vertical_flip": 0,
 }
