@@ -42,10 +42,24 @@ from vigil.ptz.position import to_isapi
 from vigil_tools.ptz_sim import DomeSimulator, PtyMaster, ReceivedFrame
 
 
+class Clock:
+    """The monotonic clock, with time that can be skipped (the idle time before park)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.offset
+
+    def skip(self, seconds: float) -> None:
+        self.offset += seconds
+
+
 @dataclass
 class Rig:
     simulator: DomeSimulator
     controller: PtzController
+    clock: Clock
     saved: list[PtzSettings] = field(default_factory=list)
 
     def sent(self) -> list[ReceivedFrame]:
@@ -93,7 +107,8 @@ async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
     async def save(new: PtzSettings) -> None:
         rig.saved.append(new)
 
-    rig = Rig(simulator, PtzController(line, settings, save))
+    clock = Clock()
+    rig = Rig(simulator, PtzController(line, settings, save, clock=clock), clock)
     await rig.controller.start()
     try:
         yield rig
@@ -175,8 +190,9 @@ async def test_preset_set_stores_the_position_and_goto_returns_there(rig: Rig) -
         SetPosition(Axis.TILT, 500),
         SetPosition(Axis.ZOOM, round(65535 / 29)),
     ]
-    await ctl.goto_preset(7)
+    await ctl.linkage_preset(1, 7)  # an event rule's "go to preset"
     assert (await ctl.status()).activity == "preset"
+    await rig.last_is(Preset(PresetAction.GOTO, 7))
     await eventually(lambda: near(rig.at(), preset.position))
     status = await ctl.status()
     assert status.source == "dome" and near(status.position, preset.position)
@@ -379,3 +395,49 @@ async def test_bad_values_are_refused_with_nothing_sent(rig: Rig) -> None:
         await ctl.apply(PtzSettings(address=0))
     assert rig.simulator.received == [] and rig.saved == []
     assert ctl.settings == settings
+
+
+PARK_PATTERN = PtzSettings(
+    patterns=[Pattern(3, [PatternStep(100, 0, 0, 150), PatternStep(-100, 0, 0, 150)])],
+    park=ParkAction(enabled=True, idle_s=30, action="pattern", target=3),
+)
+
+
+@pytest.mark.parametrize("rig", [PARK_PATTERN], indirect=True)
+async def test_park_runs_a_pattern_until_the_next_command(rig: Rig) -> None:
+    ctl = rig.controller
+    await ctl.stop_moving()  # the last command: idle from now
+    rig.clock.skip(29)
+    await ctl.apply(ctl.settings)  # the watcher looks again: one second to go
+    await asyncio.sleep(0.5)
+    assert rig.commands() == [STOP]
+    await eventually(lambda: len(rig.commands()) >= 3, timeout=1.5)
+    assert rig.commands()[1:3] == [Move(pan=1, pan_speed=0x40), Move(pan=-1, pan_speed=0x40)]
+    assert (await ctl.status()).activity == "park"
+    await ctl.continuous(0, 0, 0)
+    assert (await ctl.status()).activity == "idle"
+    await rig.last_is(STOP)
+    count = len(rig.sent())
+    await asyncio.sleep(0.4)
+    assert len(rig.sent()) == count
+
+
+async def test_a_line_that_cannot_open_is_a_ptz_error(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "vigil.ptz.controller")
+    line = SerialLine("/dev/vigil-no-such-line", SerialPortSettings(), rs485=False)
+
+    async def save(new: PtzSettings) -> None:
+        raise AssertionError("nothing to save")
+
+    controller = PtzController(line, PtzSettings(), save)
+    await controller.start()
+    try:
+        for _ in range(2):
+            with pytest.raises(PtzError, match="cannot open"):
+                await controller.continuous(10, 0, 0)
+        status = await controller.status()
+        assert status.source == "estimated" and status.position == PtzPosition()
+    finally:
+        await controller.stop()
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "no-such-line" in errors[0].getMessage()

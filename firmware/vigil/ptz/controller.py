@@ -149,6 +149,7 @@ class PtzController:
         self._watcher: asyncio.Task[None] | None = None
         self._silent_until = 0.0
         self._dome_answers: bool | None = None
+        self._line_failed = False
 
     # -- life -------------------------------------------------------------------------------
     @property
@@ -402,8 +403,11 @@ class PtzController:
         try:
             await self._line.open()
         except LineError as exc:
-            log.error("PTZ: %s", exc)
+            if not self._line_failed:
+                log.error("PTZ: %s", exc)  # once, until the line opens
+            self._line_failed = True
             raise PtzError(str(exc)) from exc
+        self._line_failed = False
 
     async def _store(self, new: PtzSettings) -> None:
         await self._save(new)
