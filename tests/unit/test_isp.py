@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
+from linuxpy.video.device import Device
 
 from vigil.board.description import SensorControls, load_board
 from vigil.config.image import IspSettings
@@ -17,6 +19,7 @@ from vigil.media.isp import (
     ControlInfo,
     Isp,
     Unsupported,
+    V4L2Controls,
     check_settings,
     control_values,
     find_capabilities,
@@ -251,3 +254,33 @@ def test_the_simulated_sensor_refuses_unknown_controls_and_values_off_range() ->
         sensor.set_control("gain", 3)
     with pytest.raises(ValueError, match=r"-128\.\.128"):
         sensor.set_control("hue", 200)
+
+
+# -- a V4L2 device's controls, through the real linuxpy ------------------------------------------
+def test_a_v4l2_sensor_that_cannot_be_opened_offers_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    isp = Isp(SensorControls(), V4L2Controls(str(tmp_path / "video9")))
+    with caplog.at_level(logging.WARNING, "vigil.media.isp"):
+        isp.apply(IspSettings(brightness=80))
+    assert isp.capabilities.controls == {}
+    assert "the sensor's controls cannot be read" in caplog.text
+
+
+@pytest.mark.skipif(
+    not Path("/dev/video0").exists(),
+    reason="no /dev/video0 on this host (load vivid, as the QEMU rig does, to run it)",
+)
+def test_vivid_controls_through_linuxpy() -> None:
+    controls = V4L2Controls("/dev/video0")
+    try:
+        offered = find_capabilities(SensorControls(), controls.controls())
+        assert {"brightness", "contrast", "saturation", "hue", "mirror", "flip"} <= set(
+            offered.controls
+        )
+        Isp(SensorControls(), controls).apply(IspSettings(brightness=100, mirror=True))
+        with Device("/dev/video0") as device:  # another handle reads what was written
+            assert device.controls["brightness"].value == offered.controls["brightness"].maximum
+            assert device.controls["horizontal_flip"].value is True
+    finally:
+        controls.close()
