@@ -433,6 +433,8 @@ class PtzController:
             await body()
         except (PtzError, PelcoError) as exc:
             log.warning("PTZ %s stopped: %s", name, exc)
+        except Exception:
+            log.exception("PTZ %s failed", name)
         except asyncio.CancelledError:
             if what[0] != "momentary":
                 log.info("PTZ %s stopped", name)
@@ -533,7 +535,7 @@ class PtzController:
             else:
                 self._check_pattern(park.target)
                 self._run("park", ("pattern", park.target), partial(self._pattern, park.target))
-        except PtzError as exc:
+        except (PtzError, PelcoError) as exc:
             log.warning("PTZ park action skipped: %s", exc)
 
     # -- position ---------------------------------------------------------------------------
