@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from hikvisionapi import Client
 
 from tests.isapi_xml import NS, bad, refusal, refused_documents_test, text, xml
 from tests.vigild import ADMIN_PASSWORD, Vigild
@@ -244,3 +245,28 @@ def test_the_whole_channel_carries_the_day_night_part(camera: Vigild) -> None:
         put_ok(camera, ircut, f"<IrcutFilter{HIK}><IrcutFilterType>{mode}</IrcutFilterType>"
                f"<nightToDayFilterTime>{delay}</nightToDayFilterTime></IrcutFilter>")  # fmt: skip
         put_ok(camera, COLOR, color())
+
+
+def test_the_whole_channel_round_trips_with_hikvisionapi(camera: Vigild) -> None:
+    """The usual client: GET the whole document, change what it wants, PUT it all back."""
+    api = Client(camera.url, "admin", ADMIN_PASSWORD, timeout=10)
+    channel = api.Image.channels[1]
+    try:
+        sent = channel(method="get", present="text")
+        sent = sent.replace(
+            "<saturationLevel>50</saturationLevel>", "<saturationLevel>70</saturationLevel>"
+        )
+        flipped = "<enabled>true</enabled><ImageFlipStyle>UPDOWN</ImageFlipStyle></ImageFlip>"
+        sent = sent.replace("<enabled>false</enabled></ImageFlip>", flipped)
+        assert channel(method="put", data=sent)["ResponseStatus"]["statusCode"] == "1"
+        doc = channel(method="get")["ImageChannel"]
+        assert doc["Color"]["saturationLevel"] == "70"
+        assert doc["ImageFlip"] == {"enabled": "true", "ImageFlipStyle": "UPDOWN"}
+        listed = api.Image.channels(method="get")["ImageChannellist"]["ImageChannel"]
+        assert listed["Color"]["saturationLevel"] == "70"
+    finally:
+        put_ok(camera, "/ISAPI/Image/channels",
+               f"<ImageChannellist{HIK}><ImageChannel><id>1</id>{color()}{flip(None)}"
+               "</ImageChannel></ImageChannellist>")  # fmt: skip
+    assert text(xml(camera.get(COLOR)), "saturationLevel") == "50"
+    assert text(xml(camera.get(FLIP)), "enabled") == "false"
