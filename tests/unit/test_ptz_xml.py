@@ -20,6 +20,7 @@ from vigil.config.ptz import (
     PtzPreset,
     PtzSettings,
 )
+from vigil.ptz.controller import PtzStatus
 
 HIK = f' xmlns="{NAMESPACE}"'
 
@@ -362,8 +363,21 @@ def test_the_lock_is_seconds_and_unlocks_with_enabled_false() -> None:
     assert ptz_xml.parse_lock(shown("PTZLockCfg", ptz_xml.lock_doc(0))) == 0
     body = "<PTZLockCfg><enabled>true</enabled></PTZLockCfg>"
     refused(lambda: ptz_xml.parse_lock(doc(body, "PTZLockCfg")), "badXmlContent", "<lockTime>")
-    body = "<PTZLockCfg><enabled>true</enabled><lockTime>0</lockTime></PTZLockCfg>"
-    refused(lambda: ptz_xml.parse_lock(doc(body, "PTZLockCfg")), "badParameters", "<lockTime> 0")
+    for seconds in (0, 3601):
+        body = f"<PTZLockCfg><enabled>true</enabled><lockTime>{seconds}</lockTime></PTZLockCfg>"
+        with pytest.raises(IsapiError, match=f"<lockTime> {seconds} is out of range 1..3600"):
+            ptz_xml.parse_lock(doc(body, "PTZLockCfg"))
+
+
+def test_the_status_is_absolute_high_with_its_source() -> None:
+    status = PtzStatus(PtzPosition(1800, 300, 40), "estimated", "patrol", 0)
+    root = ET.fromstring(render("PTZStatus", ptz_xml.status_doc(status)))
+    ns = f"{{{NAMESPACE}}}"
+    assert root.findtext(f"{ns}AbsoluteHigh/{ns}azimuth") == "1800"
+    assert root.findtext(f"{ns}AbsoluteHigh/{ns}elevation") == "300"
+    assert root.findtext(f"{ns}AbsoluteHigh/{ns}absoluteZoom") == "40"
+    assert root.findtext(f"{ns}positionSource") == "estimated"
+    assert root.findtext(f"{ns}activity") == "patrol"
 
 
 def test_the_capabilities_use_hikvisions_spelling_and_the_limits_of_the_settings() -> None:

@@ -18,6 +18,7 @@ from vigil.api import (
     isapi_network,
     isapi_notify,
     isapi_pictures,
+    isapi_ptz,
     isapi_record,
     isapi_search,
     isapi_security,
@@ -53,6 +54,7 @@ ISAPI_MODULES = (
     isapi_triggers,
     isapi_notify,
     isapi_serial,
+    isapi_ptz,
 )
 log = logging.getLogger(__name__)
 

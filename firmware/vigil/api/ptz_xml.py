@@ -29,7 +29,7 @@ A value out of range is `badParameters` naming the element, an unknown or malfor
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from vigil.api.errors import bad_parameters, bad_xml_content
 from vigil.api.io import checked, refused
@@ -49,9 +49,7 @@ from vigil.config.ptz import (
     PtzSettings,
 )
 from vigil.config.schema import ConfigError, from_dict
-
-if TYPE_CHECKING:
-    from vigil.ptz.controller import PtzStatus
+from vigil.ptz.controller import MAX_LOCK_S, MAX_MOMENTARY_MS, PtzStatus
 
 T = TypeVar("T")
 
@@ -67,7 +65,8 @@ SPEED = (-100, 100)
 AZIMUTH = bounds(PtzPosition, "azimuth")
 ELEVATION = bounds(PtzPosition, "elevation")
 ZOOM = bounds(PtzPosition, "zoom")
-DURATION_MS = (1, 60000)
+DURATION_MS = (1, MAX_MOMENTARY_MS)
+LOCK_S = (1, MAX_LOCK_S)
 MAX_PRESETS = bounds(PtzPreset, "id")[1]
 ADDRESS = bounds(PtzSettings, "address")
 PATROL_SPEED = bounds(PatrolStep, "speed")
@@ -403,7 +402,7 @@ def parse_lock(doc: XmlIn) -> int:
         return 0
     if seconds is None:
         raise bad_xml_content("<lockTime> (seconds) is required to lock")
-    return in_range(seconds, (1, 3600), "lockTime")
+    return in_range(seconds, LOCK_S, "lockTime")
 
 
 def status_doc(status: PtzStatus) -> dict[str, Any]:
@@ -452,6 +451,7 @@ def capabilities_doc(protocol: str) -> dict[str, Any]:
             "ActionType": {"@opt": ",".join(PARK_ACTIONS)},
         },
         "isSupportPtzLock": True,
+        "lockTime": _range(*LOCK_S),
         "controlProtocol": {"@opt": names, "#text": protocol_name(protocol)},
         "controlAddress": _range(*ADDRESS),
     }
