@@ -4,7 +4,9 @@ answers 403 `notSupport` and changes nothing."""
 from __future__ import annotations
 
 import pytest
+import requests
 
+from tests.integration.test_users import add_user
 from tests.isapi_xml import refusal
 from tests.vigild import Vigild
 
@@ -76,3 +78,21 @@ def test_without_a_ptz_line_every_resource_is_not_supported(
     assert (code, sub) == (403, "notSupport"), reply.text
     assert "no PTZ line" in message
     assert config.read_bytes() == before
+
+
+def test_moves_need_ptz_control_and_settings_parameter_config(camera: Vigild) -> None:
+    assert add_user(camera, "ptzviewer", "Viewer", "View-Pass-11").status_code == 200
+    assert add_user(camera, "ptzoperator", "Operator", "Oper-Pass-77").status_code == 200
+    viewer = camera.session("ptzviewer", "View-Pass-11")
+    operator = camera.session("ptzoperator", "Oper-Pass-77")
+
+    def answer(session: requests.Session, path: str, body: str) -> tuple[int, str]:
+        code, sub, _ = refusal(session.put(f"{camera.url}{path}", data=body, timeout=10))
+        return code, sub
+
+    # the permission is checked first; a user who has it meets the missing line
+    assert answer(viewer, f"{ONE}/continuous", MOVE) == (403, "noPermission")
+    assert answer(operator, f"{ONE}/continuous", MOVE) == (403, "notSupport")
+    assert answer(operator, f"{ONE}/presets/1/goto", "") == (403, "notSupport")
+    assert answer(operator, f"{ONE}/presets/1", PRESET) == (403, "noPermission")
+    assert answer(operator, f"{ONE}/patrols/1", PATROL) == (403, "noPermission")
