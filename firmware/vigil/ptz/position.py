@@ -48,6 +48,7 @@ ZOOM_RANGE = (1.0, 30.0)
 PAN_WIRE_MAX = 35999
 TILT_WIRE_MAX = 9000
 ZOOM_WIRE_MAX = 0xFFFF
+ISAPI_UNIT = 0.1  # degrees, zoom ratio
 
 
 @dataclass(frozen=True)
@@ -133,11 +134,15 @@ class Dome:
 
     def place(self, position: Position, now: float) -> None:
         """The dome is at `position` now (as it answered); its motion goes on from there, and
-        a target it reached to within the wire's resolution is done."""
+        a target it reached to within an ISAPI unit (0.1 degree, 0.1x) is done: a preset's
+        position is known to that precision."""
         self.advance(now)
         self.pan, self.tilt, self.zoom = position.pan, position.tilt, position.zoom
         for axis, target in list(self.targets.items()):
-            if to_wire(axis, target) == to_wire(axis, position.of(axis)):
+            distance = target - position.of(axis)
+            if axis is Axis.PAN:
+                distance = (distance + 180) % 360 - 180
+            if abs(distance) <= ISAPI_UNIT:
                 del self.targets[axis]
 
     def settle_time(self) -> float:
