@@ -125,6 +125,9 @@ class _Activity:
 
 
 class PtzController:
+    """The dome on `line`: ISAPI operations in, Pelco frames out, presets/patterns saved back
+    into the configuration through `save` (which the daemon points at the config store)."""
+
     def __init__(
         self,
         line: SerialLine,
