@@ -242,7 +242,8 @@ def test_invalid_commands_are_refused(build: object) -> None:
         (1, False, (1, 1)),
         (-1, False, (-1, 1)),
         (50, False, (1, 32)),
-        (-99, True, (-1, 62)),
+        (-99, True, (-1, 0x3F)),
+        (98, False, (1, 62)),
         (100, True, (1, PAN_TURBO)),
         (-100, True, (-1, PAN_TURBO)),
         (100, False, (1, 0x3F)),
@@ -261,6 +262,9 @@ def test_speed_out_of_range_is_refused(percent: int) -> None:
 def test_move_from_percent_reaches_the_wire() -> None:
     assert pelco_d.encode(1, move_from_percent(100, 0, 0)) == frame("FF 01 00 02 FF 00 02")
     assert pelco_d.encode(1, move_from_percent(-100, 0, 0)) == frame("FF 01 00 04 FF 00 04")
+    # The published vectors: pan left and right at the full speed 0x3F.
+    assert pelco_d.encode(1, move_from_percent(-99, 0, 0)) == frame("FF 01 00 04 3F 00 44")
+    assert pelco_d.encode(1, move_from_percent(99, 0, 0)) == frame("FF 01 00 02 3F 00 42")
     assert move_from_percent(0, -100, 100) == Move(tilt=-1, zoom=1, tilt_speed=0x3F)
     assert move_from_percent(0, 0, 0) == STOP
 

@@ -1,4 +1,5 @@
-"""PTZ over RS-485 (SPEC §6): the Pelco-D and Pelco-P codecs; the PTZ controller comes later."""
+"""PTZ over RS-485 (SPEC §6): the Pelco-D and Pelco-P codecs (`commands`, `pelco_d`, `pelco_p`), the
+line (`line`), the dome's mechanics (`position`) and the controller (`controller`, `tours`)."""
 
 from __future__ import annotations
 

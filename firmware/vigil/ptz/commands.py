@@ -16,8 +16,9 @@ opcodes, contradictory direction bits) is refused with `PelcoError`, which is al
 malformed frame gives: nothing else escapes a decoder.
 
 `speed_from_percent` maps an ISAPI speed -100..100 to a direction and a protocol speed:
-0 stops, 1..99 scale linearly onto 1..63 (never 0, so a small speed still moves), 100 is turbo
-where the axis has one (pan) and 63 where it has not (tilt).
+0 stops, 1..99 scale linearly onto 1..63 (never 0, so a small speed still moves; 99 is the
+full 0x3F of the published vectors), 100 is turbo where the axis has one (pan) and 63 where it
+has not (tilt).
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ def speed_from_percent(value: int, *, turbo: bool) -> tuple[int, int]:
         return 0, 0
     if magnitude == 100:
         return (1 if value > 0 else -1), (PAN_TURBO if turbo else MAX_SPEED)
-    return (1 if value > 0 else -1), max(1, round(magnitude * MAX_SPEED / 100))
+    return (1 if value > 0 else -1), max(1, round(magnitude * MAX_SPEED / 99))
 
 
 def move_from_percent(pan: int, tilt: int, zoom: int) -> Move:
