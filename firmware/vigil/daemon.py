@@ -43,6 +43,7 @@ from vigil.config.model import (
     PortSettings,
     SecuritySettings,
 )
+from vigil.config.ptz import PtzSettings
 from vigil.config.store import ConfigStore
 from vigil.discovery.mdns import MdnsAdvertiser
 from vigil.discovery.sadp import SadpResponder
@@ -63,6 +64,8 @@ from vigil.media.rtsp.auth import LIVE_PERMISSION, AccountsRtspAuth, RtspDigest
 from vigil.media.rtsp.playback import PLAYBACK_PERMISSION
 from vigil.media.rtsp.playback_session import PlaybackCardUser
 from vigil.media.service import LOCAL_CHANNEL, MediaService
+from vigil.ptz.controller import PtzController
+from vigil.ptz.line import SerialLine
 from vigil.record.index import RecordingIndex
 from vigil.record.pictures import PictureTaker
 from vigil.record.service import RecordingService
@@ -135,6 +138,7 @@ class Vigil:
         self.reboot_requested = False
         self._stop_steps: list[Callable[[], Awaitable[None] | None]] = []
         self._address, self._address_checked = "0.0.0.0", -ADDRESS_TTL_S
+        self.ptz: PtzController | None = None  # the board's dome, once started
 
     # -- building ---------------------------------------------------------------------------
     def build(self, overrides: dict[str, int]) -> Config:
@@ -215,6 +219,7 @@ class Vigil:
         await self._start_recording()
         await self._start_alarm_io()
         await self._start_day_night()
+        await self._start_ptz()
         await self._start_http()
         await self.ntp.start()
         self._stop_steps.append(self.ntp.stop)
@@ -310,6 +315,7 @@ class Vigil:
             LinkageHooks(
                 record=lambda channel, kind, on: self.recording.trigger(channel, kind, on),
                 output=self._trigger_output,
+                ptz_preset=self._ptz_preset,
             ),
         )
         self._stop_steps.append(self.rules.stop)
@@ -393,6 +399,31 @@ class Vigil:
         if self.sim_control is not None and self.day_night.light is not None:
             self.sim_control.on("light", self.day_night.sim_light)
 
+    async def _start_ptz(self) -> None:
+        """The dome on the board's RS-485 line, if it has one; the linkage's go-to-preset."""
+        if not self.board.ptz.device:
+            return
+        config = self.store.current
+        line = SerialLine(self.board.ptz.device, config.serial[0], rs485=self.board.ptz.rs485)
+        self.ptz = PtzController(line, config.ptz, self._save_ptz)
+        await self.ptz.start()
+        self._stop_steps.append(self.ptz.stop)
+        self.store.subscribe("serial", line.apply_ports)
+        self.store.subscribe("ptz", lambda _old, new: self._apply_ptz(new))
+
+    async def _save_ptz(self, settings: PtzSettings) -> None:
+        await self.store.update(lambda config: dataclasses.replace(config, ptz=settings))
+
+    async def _apply_ptz(self, settings: PtzSettings) -> None:
+        if self.ptz is not None:
+            await self.ptz.apply(settings)
+
+    async def _ptz_preset(self, channel: int, preset: int) -> None:
+        if self.ptz is None:
+            log.warning("no PTZ dome on this board to send to preset %d", preset)
+            return
+        await self.ptz.linkage_preset(channel, preset)
+
     def _trigger_output(self, output_id: int) -> None:
         try:
             self.alarm_io.trigger(output_id)
@@ -453,6 +484,7 @@ class Vigil:
                 credentials=self.credentials,
             ),
             day_night=self.day_night,
+            ptz=self.ptz,
         )
         self.http = HttpService(
             build_app(ctx),
