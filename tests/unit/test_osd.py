@@ -78,6 +78,19 @@ def test_the_atlas_has_every_printable_ascii_glyph_in_one_cell_size(atlas: Glyph
     assert (atlas.glyph("\u00e9") == glyphs["?"]).all()
 
 
+def test_the_atlas_is_pillows_bitmap_font_as_pillow_draws_it(atlas: GlyphAtlas) -> None:
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default_imagefont()
+    chars = [chr(c) for c in range(0x20, 0x7F)]
+    assert max(round(font.getlength(c)) for c in chars) == atlas.cell_width
+    assert max(font.getbbox(c)[3] for c in chars) == atlas.cell_height
+    for char in chars:
+        image = Image.new("L", (atlas.cell_width, atlas.cell_height))
+        ImageDraw.Draw(image).text((0, 0), char, font=font, fill=255)
+        assert (atlas.glyph(char) == (np.asarray(image) > 127)).all(), char
+
+
 def test_a_rendered_string_is_its_glyphs_side_by_side_scaled_in_blocks(atlas: GlyphAtlas) -> None:
     text = atlas.render("Ab1", 3)
     assert text.shape == (33, 54)

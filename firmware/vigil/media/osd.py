@@ -9,10 +9,11 @@ Hikvision cameras too the OSD is added at the encoder, after analysis.)
 
 Choices where the issue is silent:
 
-- The font is Pillow's built-in bitmap font (6x11 cells, printable ASCII), rendered once into a
-  glyph atlas; text is scaled up by whole pixels (np.repeat), so it stays crisp and blocky like
-  a camera's OSD. A text bitmap is composed once per distinct string and cached; the date/time
-  string changes once a second and only then is a new bitmap composed.
+- The font is Pillow's built-in bitmap font (6x11 cells, printable ASCII), kept as data in this
+  module (the daemon never loads Pillow) and unpacked once into a glyph atlas; text is scaled
+  up by whole pixels (np.repeat), so it stays crisp and blocky like a camera's OSD. A text
+  bitmap is composed once per distinct string and cached; the date/time string changes once a
+  second and only then is a new bitmap composed.
 - Text is white with a dark outline (half a scaled font pixel wide), colourless: the chroma
   under the outline box is set neutral. Positions and mask edges are rounded to even pixels,
   so a 4:2:0 chroma sample is covered whole or not at all.
@@ -25,6 +26,7 @@ Choices where the issue is silent:
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import logging
 import time
@@ -66,21 +68,41 @@ DATE_PATTERNS = {
 TEXT_CACHE_MAX = 16  # distinct strings kept (the date/time string changes every second)
 
 
+# Pillow's built-in bitmap font (`ImageFont.load_default_imagefont()`, drawn with `ImageDraw.text`
+# into 6x11 cells) for printable ASCII, one byte a row, its bit 5 the leftmost pixel. Kept here
+# rather than drawn at start-up: importing Pillow for these 1045 bytes would keep about 4 MB of
+# its libraries resident in the daemon. tests/unit/test_osd.py checks it against Pillow's drawing.
+FONT_CELL = (6, 11)  # width, height
+FONT_ROWS = base64.b64decode(
+    "AAAAAAAAAAAAAAAAAAAYGBgYABgAAAAAABQUFAAAAAAAAAAUFD4UFD4UFAAACB4yPB4GNjwIAAAAOCo8CB4qDgAAAAAA"
+    "HDAYPiw+AAAAAAwIEAAAAAAAAAAABAgYGBgYCAQAAAAQCAwMDAwIEAAAAAg8GCQAAAAAAAAAAAgIPggIAAAAAAAAAAAA"
+    "AAAMCBAAAAAAAD4AAAAAAAAAAAAAAAAAGAAAAAACAgQECAgQEAAAABw2NjY2NhwAAAAADDwMDAwMPwAAAAAcNgYMGDY+"
+    "AAAAABw2BhwGNhwAAAAABg4WNj8GBgAAAAA+MDw2BiY8AAAAABw2MDw2NhwAAAAAPjYGDAwYGAAAAAAcNjYcNjYcAAAA"
+    "ABw2Nh4GNhwAAAAAAAAAGAAAGAAAAAAAAAAYAAAYECAAAAAMGDAYDAAAAAAAAAA8ADwAAAAAAAAAGAwGDBgAAAAAAAAc"
+    "JgwYABgAAAAAHDImKionMBwAAAAAPBwUPjY3AAAAAAA8Njw2NjwAAAAAAB42MDA2HAAAAAAAPDY2NjY8AAAAAAA+MDww"
+    "Nj4AAAAAAD4wPDAwOAAAAAAAHDYwPjYeAAAAAAA3Nj42NjcAAAAAADwYGBgYPAAAAAAAHgwMLCw4AAAAAAA2NDg8NjsA"
+    "AAAAADgwMDA2PgAAAAAAIjY2PioqAAAAAAA3Ojo2NjIAAAAAABw2NjY2HAAAAAAAPDY2PDA4AAAAAAAcNjY2NhwGAAAA"
+    "ADw2Njw2OwAAAAAAHjI8DiY8AAAAAAA+GhgYGDwAAAAAADc2NjY2HAAAAAAANzYUHBwIAAAAAAArKio+HBQAAAAAADMe"
+    "DAweMwAAAAAAMzMeDAweAAAAAAA+NgwYNj4AAAAAHBgYGBgYGBwAAAAgIBAQCAgEBAAAABwMDAwMDAwcAAAACBw2AAAA"
+    "AAAAAAAAAAAAAAAAAD8AABgIBAAAAAAAAAAAAAAcNh42PwAAAAAwMDw2NjY8AAAAAAAAHDYwNhwAAAAADgYeNjY2HwAA"
+    "AAAAABw2PjAeAAAAAA4YPhgYGD4AAAAAAAAbNjY2HgY8AAAwMDw2NjY2AAAAAAwAPAwMDD8AAAAADAA8DAwMDAw4AAAw"
+    "MDY8ODw3AAAAADwMDAwMDD8AAAAAAAA8PioqKgAAAAAAACw2NjY2AAAAAAAAHDY2NhwAAAAAAAA8NjY2PDA4AAAAABs2"
+    "NjYeBg8AAAAANx0YGDwAAAAAAAAeOB4HPgAAAAAYGD4YGBsOAAAAAAAANjY2Nh8AAAAAAAA2NhwcCAAAAAAAACsqPh4U"
+    "AAAAAAAAOx4MHjcAAAAAAAA3NjYUHBgwAAAAAD4sGDY+AAAAAAYMDBgMDAwGAAAAAAgICAgICAgAAAAwGBgMGBgYMAAA"
+    "AAAAGiwAAAAAAA=="
+)
+
+
 class GlyphAtlas:
-    """Printable ASCII as boolean cells of one size, rendered once from Pillow's bitmap font."""
+    """Printable ASCII as boolean cells of one size, from Pillow's bitmap font (`FONT_ROWS`)."""
 
     def __init__(self) -> None:
-        from PIL import Image, ImageDraw, ImageFont
-
-        font = ImageFont.load_default_imagefont()
+        self.cell_width, self.cell_height = FONT_CELL
+        rows = np.frombuffer(FONT_ROWS, dtype=np.uint8).reshape(-1, self.cell_height, 1)
+        bits = np.arange(self.cell_width - 1, -1, -1, dtype=np.uint8)
+        cells = (rows >> bits) & 1 == 1  # glyph, row, column
         chars = [chr(c) for c in range(FIRST_GLYPH, LAST_GLYPH + 1)]
-        self.cell_width = max(round(font.getlength(c)) for c in chars)
-        self.cell_height = max(font.getbbox(c)[3] for c in chars)
-        self._glyphs: dict[str, Mask] = {}
-        for char in chars:
-            image = Image.new("L", (self.cell_width, self.cell_height))
-            ImageDraw.Draw(image).text((0, 0), char, font=font, fill=255)
-            self._glyphs[char] = np.asarray(image) > 127
+        self._glyphs: dict[str, Mask] = dict(zip(chars, cells, strict=True))
 
     def glyph(self, char: str) -> Mask:
         """The cell of `char`; '?' for a character the font does not have."""
