@@ -12,6 +12,13 @@ APT_STAMP := $(VENV)/.apt-installed
 APT_PACKAGES := curl chrony iproute2 iputils-arping ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav
 DATA_DIR ?= .vigil-data
+# Board images, bundles and the QEMU rig (issue 7): the host tools they run. Downloads (Debian
+# packages, wheels, kernel sources) are cached here; nothing depends on the cache being there.
+IMAGE_APT_PACKAGES := mmdebstrap genimage rauc squashfs-tools qemu-system-x86 qemu-system-arm \
+	qemu-user-static ovmf qemu-efi-aarch64 grub-efi-amd64-bin grub-common dosfstools mtools socat \
+	i2c-tools gpiod u-boot-qemu u-boot-tools arch-test fdisk
+VIGIL_CACHE ?= $(HOME)/.cache/vigil
+export VIGIL_CACHE
 VIGILD_ARGS ?=
 
 .PHONY: setup run test lint clean
