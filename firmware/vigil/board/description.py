@@ -7,6 +7,7 @@ instead of silently running with a default.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from dataclasses import dataclass
@@ -185,6 +186,17 @@ class BoardPtz:
 
 
 @dataclass(frozen=True)
+class BoardUpdate:
+    """Firmware upgrades (`vigil.system.upgrade`): "rauc", the device's RAUC service and its
+    bootloader; "sim", the simulated slots under the data directory; "none", no upgrades.
+    `keyring`: the CA that bundles must be signed under (the sim driver's; RAUC reads the one
+    its /etc/rauc/system.conf names), relative to the board file's folder unless absolute."""
+
+    driver: str = setting("none", choices=("none", "sim", "rauc"))
+    keyring: str = setting("", max_len=256)
+
+
+@dataclass(frozen=True)
 class BoardDescription:
     board: BoardInfo
     network: BoardNetwork
@@ -197,6 +209,7 @@ class BoardDescription:
     alarm_io: BoardAlarmIO = setting(factory=BoardAlarmIO)
     day_night: BoardDayNight = setting(factory=BoardDayNight)
     ptz: BoardPtz = setting(factory=BoardPtz)
+    update: BoardUpdate = setting(factory=BoardUpdate)
 
     def interface_name(self, interface_id: int) -> str:
         """The Linux name of configuration interface `interface_id` (1-based); KeyError if none."""
@@ -228,8 +241,12 @@ def load_board(name_or_path: str) -> BoardDescription:
     if missing:
         raise BoardError(f"{path}: missing section [{missing[0]}]")
     try:
-        return from_dict(BoardDescription, raw)
+        board = from_dict(BoardDescription, raw)
     except ConfigError as exc:
         raise BoardError(f"{path}: {exc}") from None
     except TypeError as exc:  # a required key left out of a section
         raise BoardError(f"{path}: {exc}") from None
+    if board.update.keyring:  # relative to the board file, so a board folder is self-contained
+        update = dataclasses.replace(board.update, keyring=str(path.parent / board.update.keyring))
+        board = dataclasses.replace(board, update=update)
+    return board
