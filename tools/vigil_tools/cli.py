@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from vigil.discovery.sadp_messages import ACTIVATE, SADP_GROUP, SADP_PORT, SUCCESS, UPDATE
-from vigil_tools import ptz_sim
+from vigil_tools import flash, ptz_sim
 from vigil_tools.sadp_client import (
     DEFAULT_TIMEOUT,
     LIMITED_BROADCAST,
@@ -148,6 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     network.add_argument("--gateway", type=_ipv4, help="default gateway")
     network.add_argument("--http-port", type=_port, help="the device's HTTP port")
     ptz_sim.add_parser(commands)
+    flash.add_parser(commands)
     return parser
 
 
@@ -275,6 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _activate(args)
         if args.command == "ptz-sim":
             return ptz_sim.run(args)
+        if args.command == "flash":
+            return flash.run(args)
         return _set_network(args, parser)
     except (UserError, SadpClientError) as exc:
         print(f"vigil: {exc}", file=sys.stderr)
