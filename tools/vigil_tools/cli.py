@@ -1,5 +1,6 @@
 """The host command line `vigil`: discover, activate and re-address devices over SADP;
-`vigil ptz-sim` simulates a Pelco-D/P dome (`ptz_sim`).
+`vigil ptz-sim` simulates a Pelco-D/P dome (`ptz_sim`); `vigil flash` writes a board image to a card
+(`flash`), `vigil upgrade` installs a bundle over the API (`upgrade`).
 
 User errors (bad arguments, no such device, a refused command) end with one line on stderr and
 a non-zero exit code, never a traceback: 0 success, 1 failure, 2 usage, 130 interrupted.
@@ -17,7 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from vigil.discovery.sadp_messages import ACTIVATE, SADP_GROUP, SADP_PORT, SUCCESS, UPDATE
-from vigil_tools import flash, ptz_sim
+from vigil_tools import flash, ptz_sim, upgrade
 from vigil_tools.sadp_client import (
     DEFAULT_TIMEOUT,
     LIMITED_BROADCAST,
@@ -149,6 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     network.add_argument("--http-port", type=_port, help="the device's HTTP port")
     ptz_sim.add_parser(commands)
     flash.add_parser(commands)
+    upgrade.add_parser(commands, password)
     return parser
 
 
@@ -278,6 +280,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return ptz_sim.run(args)
         if args.command == "flash":
             return flash.run(args)
+        if args.command == "upgrade":
+            return upgrade.run(
+                args, lambda: _read_password(args, prompt="Password: ", confirm=False)
+            )
         return _set_network(args, parser)
     except (UserError, SadpClientError) as exc:
         print(f"vigil: {exc}", file=sys.stderr)
