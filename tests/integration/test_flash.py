@@ -260,3 +260,52 @@ def test_the_system_disk_is_refused_before_anything_is_opened(disk_image: Path) 
     with pytest.raises(flash.Refused, match=r"it holds the running system \(/"):
         flash.check_device(inspect(Path(f"/dev/{name}")), IMAGE_SIZE)
     assert "/" in points
+
+
+def test_an_image_that_ends_inside_a_block_is_written_whole(
+    loop_disk: tuple[str, Path], tmp_path: Path
+) -> None:
+    """The tail after the last whole logical block goes without O_DIRECT; the rest is kept."""
+    device, backing = loop_disk
+    raw = tmp_path / "odd.bin"
+    raw.write_bytes(os.urandom(5 * MIB + 100))
+    after = Path(backing).read_bytes()[5 * MIB + 100 :]
+    assert main(["flash", str(raw), device, "--yes", "--force-raw"]) == 0
+    written = Path(backing).read_bytes()
+    assert written[: 5 * MIB + 100] == raw.read_bytes()
+    assert written[5 * MIB + 100 :] == after
+
+
+def test_a_failed_verification_exits_3_and_says_not_to_use_the_device(
+    disk_image: Path,
+    loop_disk: tuple[str, Path],
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    device, backing = loop_disk
+
+    def corrupt() -> None:
+        with backing.open("r+b") as f:
+            f.seek(IMAGE_SIZE - 512)
+            f.write(b"\x00" * 512)
+
+    real_flash = flash.flash
+    monkeypatch.setattr(
+        flash, "flash", lambda image, disk: real_flash(image, disk, after_write=corrupt)
+    )
+    assert main(["flash", str(disk_image), device, "--yes"]) == 3
+    err = capsys.readouterr().err
+    assert f"at offset {8 * MIB} of {device} differ" in err and f"do not use {device}" in err
+
+
+def test_refuses_a_device_used_as_swap(
+    disk_image: Path, loop_disk: tuple[str, Path], capsys: pytest.CaptureFixture
+) -> None:
+    device, _ = loop_disk
+    run("mkswap", device)
+    run("swapon", device)
+    try:
+        assert main(["flash", str(disk_image), device, "--yes"]) == 1
+    finally:
+        run("swapoff", device)
+    assert f"{Path(device).name} is used as swap" in capsys.readouterr().err
