@@ -34,7 +34,9 @@ BUNDLE_SIZE = 3 * 1024 * 1024 + 123
 
 @dataclass
 class UpgradeEndpoint:
-    """What the device double does with an upload: `install` is "ok", "fail" or "refuse"."""
+    """What the device double does with an upload (`install`): "ok" or "fail" answering once
+    installed (as vigild and Hikvision's devices do), "later" or "later-fail" answering first
+    and installing after, or "refuse" the bundle."""
 
     install: str = "ok"
     digest: DigestAuth = field(
@@ -78,19 +80,30 @@ class UpgradeEndpoint:
         self.received = await request.read()
         if self.install == "refuse":
             error = IsapiError(400, 6, "badFirmware", "the bundle is refused: bad signature")
-            body = response_status(request.path, error)
-            return web.Response(status=400, body=body, content_type="application/xml")
+            return self._answer(request, error)
         self.upgrading, self.percent = True, 0
-        asyncio.get_running_loop().create_task(self._install())
-        return web.Response(body=response_status(request.path), content_type="application/xml")
+        if self.install.startswith("later"):  # answers now, installs after
+            asyncio.get_running_loop().create_task(self._install())
+            return self._answer(request)
+        if not await self._install():
+            return self._answer(request, IsapiError(500, 3, "upgradeFailed", "slot write error"))
+        return self._answer(request)
 
-    async def _install(self) -> None:
+    def _answer(self, request: web.Request, error: IsapiError | None = None) -> web.Response:
+        body = response_status(request.path, error)
+        status = error.http_status if error else 200
+        return web.Response(status=status, body=body, content_type="application/xml")
+
+    async def _install(self) -> bool:
+        """Percent rising while upgrading; a failure at 60% ends it at 0 (as Updater does);
+        a success stays upgrading at 100 until the reboot."""
         for percent in (20, 40, 60, 80, 100):
             await asyncio.sleep(0.3)
-            if self.install == "fail" and percent == 60:
+            if self.install.endswith("fail") and percent == 60:
                 self.upgrading, self.percent = False, 0
-                return
+                return False
             self.percent = percent
+        return True
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -147,7 +160,7 @@ async def test_upload_is_digest_authenticated_once_streamed_and_followed_to_the_
     assert endpoint.calls[0] == ("GET", "/ISAPI/System/upgradeStatus", "missing")
     assert "upload  100.0%" in err and "install 100.0%" in err
     assert "install  40.0%" in err  # the polled progress, not only its end
-    assert f"{bundle.name} installed; the device reboots into it" in out
+    assert f"{bundle.name} installed (OK); the device reboots into it" in out
 
 
 async def test_password_from_the_environment_and_a_wrong_one_sends_nothing(
@@ -181,9 +194,29 @@ async def test_an_install_that_fails_on_the_device_fails_the_command(
     endpoint, host = device
     endpoint.install = "fail"
     assert await _vigil(host, str(bundle), "--password", PASSWORD) == 1
-    err = capsys.readouterr().err
-    assert "the device gave up the upgrade (last at 40%" in err
-    assert "installed" not in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "the upgrade failed on the device: upgradeFailed: slot write error" in err
+    assert "install  40.0%" in err and "installed" not in out
+
+
+async def test_a_device_that_installs_after_answering_is_followed_to_the_end(
+    device: tuple[UpgradeEndpoint, str], bundle: Path, capsys: pytest.CaptureFixture
+) -> None:
+    endpoint, host = device
+    endpoint.install = "later"
+    assert await _vigil(host, str(bundle), "--password", PASSWORD) == 0
+    out, err = capsys.readouterr()
+    assert "install  40.0%" in err and "install 100.0%" in err
+    assert endpoint.percent == 100 and "installed (OK)" in out
+
+
+async def test_a_device_that_gives_up_after_answering_fails_the_command(
+    device: tuple[UpgradeEndpoint, str], bundle: Path, capsys: pytest.CaptureFixture
+) -> None:
+    endpoint, host = device
+    endpoint.install = "later-fail"
+    assert await _vigil(host, str(bundle), "--password", PASSWORD) == 1
+    assert "the device gave up the upgrade (last at 40%)" in capsys.readouterr().err
 
 
 async def test_a_device_that_does_not_answer_is_a_clear_error(

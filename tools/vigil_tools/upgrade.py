@@ -10,10 +10,11 @@ Chosen where the issue is silent:
   If the device still answers 401 (a nonce gone stale), requests rewinds the body and resends.
 - The body is the open file behind a reader that counts what is sent, with its length, so
   requests sends a Content-Length (not chunked) and the upload bar is the bytes on the wire.
-- The PUT may answer as soon as the bundle is stored or after the install; either way the
-  status is polled until `percent` reaches 100 (installed, the device reboots into it) or
-  `upgrading` falls back to false below 100 (failed; the device's log says why). Connection
-  errors while polling are the device rebooting after 100, and are waited out before.
+- The PUT's answer is what counts: vigild (like Hikvision's devices) answers once the bundle
+  is installed, then reboots. The PUT runs on its own thread so that meanwhile a second
+  session polls the status for the install bar. A device that answers first and installs
+  after is followed until 100% (done) or until it stops upgrading below that (failed);
+  a device that no longer answers after an accepted upload is rebooting into the new slot.
 - A refused upload (ResponseStatus with subStatusCode badFirmware, badDevType, deviceBusy, ...)
   is reported with the device's own words. Exit codes: 0 installed, 1 refused or failed,
   2 usage, 130 interrupted.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -41,7 +43,6 @@ if TYPE_CHECKING:
 UPDATE_PATH = "/ISAPI/System/updateFirmware"
 STATUS_PATH = "/ISAPI/System/upgradeStatus"
 CONNECT_TIMEOUT_S = 10.0
-ANSWER_TIMEOUT_S = 900.0  # a device may answer the PUT only once it has installed the bundle
 POLL_INTERVAL_S = 1.0
 DEFAULT_TIMEOUT_S = 1800.0
 
@@ -99,11 +100,12 @@ def parse_status(reply: requests.Response) -> Status:
 
 
 class CountingReader:
-    """The bundle as a request body: reads advance the progress bar; a seek (requests rewinds
-    the body to send it again after a 401) starts the count again."""
+    """The bundle as a request body: reads advance the progress bar and `sent` is set at the
+    end; a seek (requests rewinds the body to send it again after a 401) starts the count again."""
 
     def __init__(self, file: BinaryIO, size: int, progress: Progress) -> None:
         self._file, self._size, self._progress = file, size, progress
+        self.sent = threading.Event()
 
     def __len__(self) -> int:
         return self._size
@@ -111,6 +113,8 @@ class CountingReader:
     def read(self, count: int = -1) -> bytes:
         data = self._file.read(count)
         self._progress.advance(len(data))
+        if not data or self._file.tell() >= self._size:
+            self.sent.set()
         return data
 
     def tell(self) -> int:
@@ -119,11 +123,13 @@ class CountingReader:
     def seek(self, offset: int, whence: int = 0) -> int:
         position = self._file.seek(offset, whence)
         self._progress.done = position
+        self.sent.clear()
         return position
 
 
 class DeviceSession:
-    """Digest-authenticated requests to one device."""
+    """Digest-authenticated requests to one device, from one thread (requests keeps the digest
+    nonce and count per thread)."""
 
     def __init__(self, host: str, user: str, password: str, verify: bool = True) -> None:
         import requests
@@ -143,24 +149,25 @@ class DeviceSession:
             raise UpgradeFailed(f"{self.url} cannot report an upgrade: {refusal_text(reply)}")
         return parse_status(reply)
 
-    def upload(self, bundle: Path) -> str:
-        """PUT the bundle; the device's ResponseStatus text. UpgradeFailed if refused."""
-        size = bundle.stat().st_size
-        progress = Progress("upload ", size)
-        with bundle.open("rb") as file:
-            reply = self._call(
-                "PUT",
-                UPDATE_PATH,
-                data=CountingReader(file, size, progress),
-                headers={"Content-Type": "application/octet-stream"},
-                timeout=(CONNECT_TIMEOUT_S, ANSWER_TIMEOUT_S),
-            )
-        progress.finish()
+    def upload(self, body: CountingReader, answer_timeout: float) -> str:
+        """Take the challenge with a status GET, then PUT the bundle; the device's answer.
+        UpgradeFailed if it refuses the bundle or fails to install it."""
+        self.status()
+        reply = self._call(
+            "PUT",
+            UPDATE_PATH,
+            data=body,
+            headers={"Content-Type": "application/octet-stream"},
+            timeout=(CONNECT_TIMEOUT_S, answer_timeout),
+        )
         if reply.status_code == 401:
             raise UpgradeFailed(f"{self.url} refused the user name or password")
-        if not reply.ok:
+        if 400 <= reply.status_code < 500:
             raise UpgradeFailed(f"the device refused the bundle: {refusal_text(reply)}")
-        return refusal_text(reply)
+        if not reply.ok:
+            raise UpgradeFailed(f"the upgrade failed on the device: {refusal_text(reply)}")
+        doc = _document(reply)
+        return (_find(doc, "statusString") if doc is not None else "") or "OK"
 
     def _call(self, method: str, path: str, **kwargs: object) -> requests.Response:
         try:
@@ -169,39 +176,92 @@ class DeviceSession:
             raise ConnectionError(f"{self.url}{path}: {exc}") from exc
 
 
-def follow(
-    device: DeviceSession,
-    timeout: float = DEFAULT_TIMEOUT_S,
-    clock: Callable[[], float] = time.monotonic,
-) -> int:
-    """Poll the status until installed (percent 100, the percent returned) or given up (no
-    longer upgrading below 100: UpgradeFailed with the last percent seen while upgrading)."""
-    progress = Progress("install", 100)
-    deadline = clock() + timeout
-    seen = 0
-    while clock() < deadline:
+class _Upload(threading.Thread):
+    """The PUT on its own (daemon) thread, so the status can be shown while the device installs
+    before it answers; an interrupt ends the command without waiting for it."""
+
+    def __init__(self, device: DeviceSession, body: CountingReader, timeout: float) -> None:
+        super().__init__(name="vigil-upload", daemon=True)
+        self._device, self._body, self._timeout = device, body, timeout
+        self.answer = ""
+        self.error: Exception | None = None
+
+    def run(self) -> None:
         try:
-            status = device.status()
-        except ConnectionError:
-            if seen >= 100:
-                break  # rebooting into the new slot
+            self.answer = self._device.upload(self._body, self._timeout)
+        except (UpgradeFailed, ConnectionError) as exc:
+            self.error = exc
+
+
+class _InstallWatch:
+    """The install bar, fed from `upgradeStatus` while the device is upgrading."""
+
+    def __init__(self, device: DeviceSession) -> None:
+        self.device = device
+        self.progress = Progress("install", 100)
+        self.seen = 0  # the highest percent seen while upgrading
+        self.last: Status | None = None
+
+    def poll(self) -> Status | None:
+        """One status read; None while the device does not answer (rebooting)."""
+        try:
+            status = self.device.status()
+        except (UpgradeFailed, ConnectionError):
+            return None
+        if status.upgrading:
+            self.progress.advance(max(status.percent - self.seen, 0))
+            self.seen = max(self.seen, status.percent)
+        self.last = status
+        return status
+
+
+def install(uploader: DeviceSession, watcher: DeviceSession, bundle: Path, timeout: float) -> str:
+    """Upload the bundle and follow its install to the end; the device's answer to the PUT.
+
+    The PUT's answer is what counts (Hikvision's and Vigil's devices answer once the firmware
+    is installed, then reboot). A device that answers first and installs after is followed
+    through `upgradeStatus` until it reaches 100% or stops upgrading below it (failed).
+    """
+    size = bundle.stat().st_size
+    upload_bar = Progress("upload ", size)
+    watch = _InstallWatch(watcher)
+    with bundle.open("rb") as file:
+        body = CountingReader(file, size, upload_bar)
+        upload = _Upload(uploader, body, timeout)
+        upload.start()
+        while upload.is_alive() and not body.sent.wait(POLL_INTERVAL_S):
+            pass
+        if body.sent.is_set():
+            upload_bar.finish()
+        while upload.is_alive():
+            watch.poll()
+            upload.join(POLL_INTERVAL_S)
+    if upload.error is not None:
+        raise upload.error
+    _follow(watch, timeout)
+    watch.progress.finish()
+    return upload.answer
+
+
+def _follow(watch: _InstallWatch, timeout: float) -> None:
+    """After an accepted upload: follow a device that installs after answering (it says it is
+    upgrading below 100%) to its end; one that answered when done is rebooting or at 100%."""
+    deadline = time.monotonic() + timeout
+    installing = False
+    while time.monotonic() < deadline:
+        status = watch.poll()
+        if status is not None and status.upgrading and status.percent < 100:
+            installing = True
             time.sleep(POLL_INTERVAL_S)
             continue
-        if status.upgrading or status.percent >= 100:
-            progress.advance(max(status.percent - seen, 0))
-            seen = max(seen, status.percent)
-        if seen >= 100:
-            break
-        if not status.upgrading:
+        if installing and status is not None and status.percent < 100:
             raise UpgradeFailed(
-                f"the device gave up the upgrade (last at {seen}%); its log says why "
+                f"the device gave up the upgrade (last at {watch.seen}%); its log says why "
                 "(ISAPI logSearch, upgradeFailed)"
             )
-        time.sleep(POLL_INTERVAL_S)
-    else:
-        raise UpgradeFailed(f"no end of the upgrade after {timeout:g} s (last at {seen}%)")
-    progress.finish()
-    return seen
+        watch.progress.advance(100 - watch.progress.done)
+        return
+    raise UpgradeFailed(f"no end of the upgrade after {timeout:g} s (last at {watch.seen}%)")
 
 
 def add_parser(
@@ -241,14 +301,13 @@ def run(args: argparse.Namespace, read_password: Callable[[], str]) -> int:
         print("vigil: upgrade needs requests: pip install 'vigil[host]'", file=sys.stderr)
         return 1
     password = args.password or read_password()
-    device = DeviceSession(args.host, args.user, password, verify=not args.insecure)
+    uploader, watcher = (
+        DeviceSession(args.host, args.user, password, verify=not args.insecure) for _ in range(2)
+    )
     try:
-        device.status()
-        answer = device.upload(args.bundle)
-        print(f"{device.url}: bundle accepted ({answer})", file=sys.stderr)
-        follow(device, timeout=args.timeout)
+        answer = install(uploader, watcher, args.bundle, args.timeout)
     except (UpgradeFailed, ConnectionError) as exc:
         print(f"vigil: {exc}", file=sys.stderr)
         return 1
-    print(f"{device.url}: {args.bundle.name} installed; the device reboots into it")
+    print(f"{uploader.url}: {args.bundle.name} installed ({answer}); the device reboots into it")
     return 0
