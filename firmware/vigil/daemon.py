@@ -82,6 +82,7 @@ from vigil.system.devicelog import DeviceLog
 from vigil.system.identity import DeviceIdentity, load_identity
 from vigil.system.memory import disable_transparent_huge_pages
 from vigil.system.timesync import NtpSync
+from vigil.system.upgrade import BootError, make_updater
 
 log = logging.getLogger("vigild")
 REALM = "Vigil"
@@ -144,6 +145,7 @@ class Vigil:
     def build(self, overrides: dict[str, int]) -> Config:
         secrets = self.data_dir / "secrets"
         self.identity: DeviceIdentity = load_identity(self.board, self.data_dir)
+        self._boot_slot()
         self.store = ConfigStore(self.data_dir / "config.toml", board_defaults(self.board))
         config = self.store.load()
         self.vault = PasswordVault(secrets / "passwords.json", REALM)
@@ -162,6 +164,22 @@ class Vigil:
         self.exceptions = DeviceExceptions(self.bus)
         self.ntp = NtpSync(self.clock, lambda: self.store.current.time, self._record_ntp)
         return self._with_overrides(config, overrides)
+
+    def _boot_slot(self) -> None:
+        """The firmware slot this start runs (the simulated bootloader's choice; BootError if
+        its vigild cannot start) and the version it reports."""
+        update = self.board.update
+        self.updater = make_updater(
+            update.driver,
+            update.keyring,
+            self.board.board.name,
+            self.data_dir,
+            self.identity.firmware_version,
+            lambda major, minor, details: self.devicelog.record(major, minor, details=details),
+        )
+        version = self.updater.boot() if self.updater is not None else None
+        if version:
+            self.identity = dataclasses.replace(self.identity, firmware_version=version)
 
     def _with_overrides(self, config: Config, overrides: dict[str, int]) -> Config:
         ports = {k: v for k, v in overrides.items() if k in ("http", "https", "rtsp")}
@@ -225,6 +243,8 @@ class Vigil:
         self._stop_steps.append(self.ntp.stop)
         await self._start_discovery()
         self._subscribe()
+        if self.updater is not None:  # serving: the slot is good (rauc status mark-good)
+            await self.updater.mark_good()
 
     async def _start_storage(self) -> None:
         self.storage = StorageManager.for_board(
@@ -485,6 +505,7 @@ class Vigil:
             ),
             day_night=self.day_night,
             ptz=self.ptz,
+            upgrade=self.updater,
         )
         self.http = HttpService(
             build_app(ctx),
@@ -676,7 +697,7 @@ def main(argv: list[str] | None = None) -> None:
     disable_transparent_huge_pages()
     try:
         reboot = asyncio.run(run(args))
-    except BoardError as exc:
+    except (BoardError, BootError) as exc:
         sys.exit(f"vigild: {exc}")
     if reboot:
         board = load_board(args.board)

@@ -27,6 +27,7 @@ from vigil.api import (
     isapi_streaming,
     isapi_system,
     isapi_triggers,
+    isapi_upgrade,
 )
 from vigil.api.auth import Handler, auth_middleware, record_operation
 from vigil.api.context import CONTEXT, ApiContext
@@ -55,6 +56,7 @@ ISAPI_MODULES = (
     isapi_notify,
     isapi_serial,
     isapi_ptz,
+    isapi_upgrade,
 )
 log = logging.getLogger(__name__)
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from vigil.security.lockout import Lockout
     from vigil.system.devicelog import DeviceLog
     from vigil.system.identity import DeviceIdentity
+    from vigil.system.upgrade import Updater
 
 
 @dataclass
@@ -157,6 +158,7 @@ class ApiContext:
     events: EventsControl
     ptz: PtzController | None = None  # None: the board has no PTZ line (api.isapi_ptz)
     day_night: DayNight | None = None  # None: not started (api.isapi_daynight)
+    upgrade: Updater | None = None  # None: the board has no upgrades (api.isapi_upgrade)
 
 
 CONTEXT = web.AppKey("vigil_context", ApiContext)
