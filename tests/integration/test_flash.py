@@ -309,3 +309,19 @@ def test_refuses_a_device_used_as_swap(
     finally:
         run("swapoff", device)
     assert f"{Path(device).name} is used as swap" in capsys.readouterr().err
+
+
+def test_refuses_a_device_another_program_holds_exclusively(
+    disk_image: Path, loop_disk: tuple[str, Path], capsys: pytest.CaptureFixture
+) -> None:
+    """What no sysfs file shows (an exclusive opener: a partitioner, another flash) the
+    exclusive open finds."""
+    device, backing = loop_disk
+    before = _sha256(backing, 24 * MIB)
+    holder = os.open(device, os.O_RDONLY | os.O_EXCL)
+    try:
+        assert main(["flash", str(disk_image), device, "--yes"]) == 1
+    finally:
+        os.close(holder)
+    assert f"{device} is in use" in capsys.readouterr().err
+    assert _sha256(backing, 24 * MIB) == before

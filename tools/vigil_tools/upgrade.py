@@ -3,9 +3,10 @@ install: `PUT /ISAPI/System/updateFirmware` with the bundle as the body, then
 `GET /ISAPI/System/upgradeStatus` (`<upgrading>`, `<percent>`, Hikvision's shape) until done.
 
 Chosen where the issue is silent:
-- HTTP digest through requests' HTTPDigestAuth, on one session. A GET of `upgradeStatus` goes
-  first: it takes the challenge (and proves the password and that the device upgrades over ISAPI)
-  so the upload carries its Authorization from the first byte, with the next nonce-count.
+- HTTP digest through requests' HTTPDigestAuth. On the uploading session a GET of
+  `upgradeStatus` goes first: it takes the challenge (and proves the password and that the
+  device upgrades over ISAPI) so the upload carries its Authorization from the first byte,
+  with the next nonce-count.
   Without it the bundle would be sent once unauthenticated, refused with 401, and sent again.
   If the device still answers 401 (a nonce gone stale), requests rewinds the body and resends.
 - The body is the open file behind a reader that counts what is sent, with its length, so
