@@ -27,7 +27,7 @@ from tests.vigild import Vigild
 from vigil.config.ptz import PtzPosition
 from vigil.ptz import codec
 from vigil.ptz.commands import STOP, Preset, PresetAction, QueryPosition, move_from_percent
-from vigil.ptz.position import to_isapi
+from vigil.ptz.position import set_position_commands, to_isapi
 from vigil_tools.ptz_sim import DomeSimulator, PtyMaster
 
 HIK = f' xmlns="{NS[1:-1]}"'
@@ -397,6 +397,47 @@ def test_refused_settings_change_nothing(
 ) -> None:
     camera, _ = dome
     assert_refused_unchanged(camera, SETTINGS, path, body, sub, words)
+
+
+def test_relative_moves_and_home_go_by_absolute_positions(dome: tuple[Vigild, Dome]) -> None:
+    camera, line = dome
+    start = PtzPosition(azimuth=900, elevation=300, zoom=20)
+    put_ok(camera, f"{ONE}/absolute", absolute(start))
+    assert near(line.at_rest(), start)
+    put_ok(camera, f"{ONE}/homeposition")
+    home = xml(camera.get(f"{ONE}/homeposition"))
+    assert text(home, "enabled") == "true"
+    assert near(position_of(home), start)
+
+    relative = "<positionX>100</positionX><positionY>50</positionY><relativeZoom>10</relativeZoom>"
+    mark = line.mark()
+    put_ok(camera, f"{ONE}/relative", f"<PTZData><Relative>{relative}</Relative></PTZData>")
+    there = PtzPosition(azimuth=1000, elevation=250, zoom=30)  # positionY 50 is up: 5 degrees
+    wire = codec("pelco-d")
+    assert line.commands(mark, 3) == [wire.encode(ADDRESS, c) for c in set_position_commands(there)]
+    assert near(line.at_rest(), there)
+
+    put_ok(camera, f"{ONE}/homeposition/goto")
+    assert near(line.at_rest(), start)
+
+
+def test_a_recorded_pattern_replays_its_moves(dome: tuple[Vigild, Dome]) -> None:
+    camera, line = dome
+    put_ok(camera, f"{ONE}/patterns/2/recordstart")
+    put_ok(camera, f"{ONE}/continuous", move(50))
+    time.sleep(0.4)
+    put_ok(camera, f"{ONE}/continuous", move(0))
+    put_ok(camera, f"{ONE}/patterns/2/recordstop")
+    pattern = xml(camera.get(f"{ONE}/patterns/2"))
+    assert text(pattern, "enabled") == "true"
+    assert 350 <= int(text(pattern, "duration")) <= 1000
+    mark = line.mark()
+    put_ok(camera, f"{ONE}/patterns/2/run")
+    assert line.commands(mark, 1) == [bytes.fromhex("ff 01 00 02 20 00 23")]  # its move again
+    put_ok(camera, f"{ONE}/patterns/2/stop")
+    reply = camera.session().delete(f"{camera.url}{ONE}/patterns/2", timeout=10)
+    assert reply.status_code == 200, reply.text
+    assert text(xml(camera.get(f"{ONE}/patterns/2")), "enabled") == "false"
 
 
 def test_switched_to_pelco_p_the_same_requests_are_pelco_p_frames(
