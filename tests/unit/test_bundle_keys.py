@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import stat
 import subprocess
@@ -10,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from tests.bundles import bundle, make_root
-from vigil_tools.image.bundle import BundleError, make_bundle, manifest, root_version
+from vigil_tools.image.bundle import (
+    BundleError,
+    add_parser,
+    make_bundle,
+    manifest,
+    root_version,
+    run,
+)
 from vigil_tools.image.keys import KeysError, ensure_keys
 
 
@@ -93,3 +101,17 @@ def test_not_a_squashfs_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="not a squashfs"):
         make_bundle("sim", not_root, "1.0", out, ensure_keys(tmp_path / "k"))
     assert not out.exists()
+
+
+def test_bundle_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = make_root(tmp_path, "4.0.0")
+    out = tmp_path / "out.raucb"
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers(dest="command"))
+    common = ["bundle", "--board", "qemu-x86_64", "--keys", str(tmp_path / "keys")]
+    assert run(parser.parse_args([*common, "--rootfs", str(root), "--out", str(out)])) == 0
+    assert f"{out}: vigil-qemu-x86_64 4.0.0" in capsys.readouterr().out
+    assert rauc_info(out, tmp_path / "keys" / "ca.cert.pem").returncode == 0
+    missing = parser.parse_args([*common, "--rootfs", str(tmp_path / "none.squashfs")])
+    assert run(missing) == 1
+    assert "none.squashfs: No such file or directory" in capsys.readouterr().err

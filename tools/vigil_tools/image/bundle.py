@@ -6,21 +6,30 @@ class `rootfs`) beside the image and runs `rauc bundle --cert --key --signing-ke
 also checks that the signature chains to the CA the images trust. The bundle is written under a
 temporary name and renamed, so an interrupted run never leaves a half bundle at `out`.
 
+`vigil bundle --board B [--rootfs PATH] [--version V] [--out PATH]` (`make bundle BOARD=B`) signs
+`build/<board>/rootfs.squashfs` (what `vigil image rootfs` makes) into
+`build/<board>/vigil-<board>-<version>.raucb` by default.
+
 The default version is the root's own (`VERSION_ID` of its `/etc/os-release`, read with
 `unsquashfs -cat`), so the device reports what the bundle says; else Vigil's package version.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 from vigil import __version__
-from vigil_tools.image.keys import KEYS_DIR, SigningKeys, ensure_keys
+from vigil_tools.image.keys import KEYS_DIR, KeysError, SigningKeys, ensure_keys
+
+REPO = Path(__file__).resolve().parents[3]
 
 SQUASHFS_MAGIC = b"hsqs"
 VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~-]{0,63}")
@@ -109,3 +118,30 @@ def _place(source: Path, target: Path) -> None:
         os.link(source, target)
     except OSError:
         shutil.copyfile(source, target)
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = commands.add_parser("bundle", help="sign a board's root into a RAUC update bundle")
+    parser.add_argument("--board", required=True, help="a folder of board/ (qemu-x86_64)")
+    parser.add_argument("--rootfs", type=Path, help="default build/<board>/rootfs.squashfs")
+    parser.add_argument("--version", help="default the root's VERSION_ID (/etc/os-release)")
+    parser.add_argument("--out", type=Path, help="default build/<board>/vigil-<board>-<v>.raucb")
+    parser.add_argument("--keys", type=Path, default=KEYS_DIR, help="default build/keys")
+
+
+def run(args: argparse.Namespace) -> int:
+    build = REPO / "build" / args.board
+    rootfs = args.rootfs or build / "rootfs.squashfs"
+    started = time.monotonic()
+    try:
+        version = args.version or root_version(rootfs) or __version__
+        out = args.out or build / f"vigil-{args.board}-{version}.raucb"
+        made = make_bundle(args.board, rootfs, version, out, ensure_keys(args.keys))
+    except (BundleError, KeysError) as exc:
+        print(f"vigil: {exc}", file=sys.stderr)
+        return 1
+    size = made.stat().st_size / 1e6
+    print(
+        f"{made}: vigil-{args.board} {version}, {size:.1f} MB in {time.monotonic() - started:.1f} s"
+    )
+    return 0
