@@ -101,6 +101,15 @@ def test_updater_one_at_a_time_and_its_records(tmp_path: Path) -> None:
     ]
 
 
+def test_boot_clears_what_an_interrupted_upgrade_left(tmp_path: Path) -> None:
+    (tmp_path / "extract").mkdir()
+    (tmp_path / "extract" / "rootfs.img").write_bytes(b"half")
+    (tmp_path / "upload.raucb").write_bytes(b"half")
+    updater = Updater(SimDriver("vigil-sim", "", tmp_path, "V1"), tmp_path, print)
+    assert updater.boot() == "V1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grubenv.json", "slots.json"]
+
+
 def test_a_refused_install_frees_the_updater(tmp_path: Path) -> None:
     records: list[tuple[str, str, str]] = []
 

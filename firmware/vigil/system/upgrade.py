@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 BUNDLE_LIMIT = 512 * 2**20  # the largest bundle accepted (a root image is at most 320 MiB)
 UPLOAD_NAME = "upload.raucb"
+EXTRACT_NAME = "extract"  # where the sim driver unpacks a bundle
 RAUC_PROGRESS = re.compile(r"^\s*(\d{1,3})%")
 RAUC_TIMEOUT_S = 30 * 60
 
@@ -192,7 +194,10 @@ class Updater:
         self._percent = 0
 
     def boot(self) -> str | None:
-        """At start, before anything serves: the driver's slot selection; the running version."""
+        """At start, before anything serves: the driver's slot selection; the running version.
+        What an upgrade cut short by a power loss left on the data partition goes first."""
+        (self.work_dir / UPLOAD_NAME).unlink(missing_ok=True)
+        shutil.rmtree(self.work_dir / EXTRACT_NAME, ignore_errors=True)
         return self.driver.boot()
 
     def status(self) -> UpgradeStatus:

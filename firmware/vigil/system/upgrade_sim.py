@@ -31,6 +31,7 @@ from typing import Any
 
 from vigil.config.atomic import fsync_dir, write_atomic
 from vigil.system.upgrade import (
+    EXTRACT_NAME,
     BootError,
     BootOutcome,
     BundleInfo,
@@ -44,7 +45,7 @@ from vigil.system.upgrade import (
 
 SLOTS = ("A", "B")
 VIGILD = "usr/bin/vigild"  # what the root must hold for vigild to start (rootfs-overlay's unit)
-ENV_NAME, SLOTS_NAME, EXTRACT_NAME = "grubenv.json", "slots.json", "extract"
+ENV_NAME, SLOTS_NAME = "grubenv.json", "slots.json"
 FACTORY_ENV = {"ORDER": "A B", "A_OK": 1, "B_OK": 0, "A_TRY": 0, "B_TRY": 0}
 POLL_S = 0.2
 HASH_CHUNK = 1024 * 1024
