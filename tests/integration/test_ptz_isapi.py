@@ -19,11 +19,12 @@ from typing import Any
 
 import pytest
 import requests
+from hikvisionapi import Client
 
 from tests.integration.test_serial_api import ptz_board
 from tests.integration.test_users import add_user
 from tests.isapi_xml import NS, assert_refused_unchanged, bad, refusal, text, xml
-from tests.vigild import Vigild
+from tests.vigild import ADMIN_PASSWORD, Vigild
 from vigil.config.ptz import PtzPosition
 from vigil.ptz import codec
 from vigil.ptz.commands import STOP, Preset, PresetAction, QueryPosition, move_from_percent
@@ -438,6 +439,22 @@ def test_a_recorded_pattern_replays_its_moves(dome: tuple[Vigild, Dome]) -> None
     reply = camera.session().delete(f"{camera.url}{ONE}/patterns/2", timeout=10)
     assert reply.status_code == 200, reply.text
     assert text(xml(camera.get(f"{ONE}/patterns/2")), "enabled") == "false"
+
+
+def test_hikvisionapi_moves_the_dome_and_reads_its_documents(dome: tuple[Vigild, Dome]) -> None:
+    camera, line = dome
+    ptz = Client(camera.url, "admin", ADMIN_PASSWORD, timeout=10).PTZCtrl.channels[1]
+    mark = line.mark()
+    ptz.continuous(method="put", data=move(-50))
+    ptz.continuous(method="put", data=move(0))
+    assert line.commands(mark, 2) == [
+        bytes.fromhex("ff 01 00 04 20 00 25"),  # pan left, speed 0x20
+        bytes.fromhex("ff 01 00 00 00 00 01"),
+    ]
+    capabilities = ptz.capabilities(method="get")["PTZChanelCap"]
+    assert capabilities["maxPresetNum"] == "255"
+    assert ptz(method="get")["PTZChannel"]["controlProtocol"] == "PELCO-D"
+    assert ptz.status(method="get")["PTZStatus"]["positionSource"] == "dome"
 
 
 def test_switched_to_pelco_p_the_same_requests_are_pelco_p_frames(
