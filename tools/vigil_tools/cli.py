@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from vigil.discovery.sadp_messages import ACTIVATE, SADP_GROUP, SADP_PORT, SUCCESS, UPDATE
 from vigil_tools import flash, ptz_sim, upgrade
+from vigil_tools.rig import command as rig_command
 from vigil_tools.sadp_client import (
     DEFAULT_TIMEOUT,
     LIMITED_BROADCAST,
@@ -151,6 +152,7 @@ def _parser() -> argparse.ArgumentParser:
     ptz_sim.add_parser(commands)
     flash.add_parser(commands)
     upgrade.add_parser(commands, password)
+    rig_command.add_parser(commands)
     return parser
 
 
@@ -278,6 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _activate(args)
         if args.command == "ptz-sim":
             return ptz_sim.run(args)
+        if args.command == "rig":
+            return rig_command.run(args)
         if args.command == "flash":
             return flash.run(args)
         if args.command == "upgrade":

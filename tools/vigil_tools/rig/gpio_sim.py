@@ -1,0 +1,131 @@
+"""gpio-sim.ko for the board's Debian kernel, which is built without gpio-sim and without
+CONFIG_IRQ_SIM (rig notes).
+
+The module is compiled out of tree against the pinned `linux-headers-<abi>` (with its `-common`
+part and `linux-kbuild-6.1`, unpacked into the cache, not installed) from the files kernel.toml
+names in the pinned `linux-source-6.1`: gpio-sim.c with its private gpiolib.h, and irq_sim.c
+linked into the same module (`gpio-sim-y`), patched by the board's patches (irq_to_desc is not
+exported; see board/qemu-x86_64/kernel/). The result is stripped of debug information and kept
+in `$VIGIL_CACHE/kernel/gpio-sim-<key>.ko`, the key a digest of every input (package versions,
+source files, patches, Kbuild, compiler), so a second call is a file lookup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from vigil_tools.rig.debs import DebError, fetch, kernel_cache, unpack
+from vigil_tools.rig.spec import KernelPin
+
+MODULE = "gpio-sim"
+BUILD_TIMEOUT = 600
+
+
+class BuildError(Exception):
+    """gpio-sim.ko could not be built."""
+
+
+def headers_dir(kernel: KernelPin) -> Path:
+    """The unpacked `linux-headers-<release>` tree, ready for `make -C … M=…`."""
+    specs = [f"{p}={kernel.version}" for p in (*kernel.header_packages, kernel.kbuild_package)]
+    tree = unpack(fetch(specs), "headers")
+    headers = tree / "usr" / "src" / f"linux-headers-{kernel.release}"
+    # Debian's flavour Makefile includes the -common one by its installed path; point it at ours.
+    makefile = headers / "Makefile"
+    text = makefile.read_text()
+    if "include /usr/src/" in text:
+        makefile.write_text(text.replace("include /usr/src/", f"include {tree}/usr/src/"))
+    return headers
+
+
+def source_files(kernel: KernelPin) -> Path:
+    """A folder holding the files of `kernel.gpio_sim_sources`, from the pinned source package."""
+    names = "\n".join(kernel.gpio_sim_sources)
+    digest = hashlib.sha256(names.encode()).hexdigest()[:12]
+    folder = kernel_cache() / f"source-{kernel.version}-{digest}"
+    if folder.is_dir():
+        return folder
+    (deb,) = fetch([f"{kernel.source_package}={kernel.version}"])
+    top = kernel.source_package  # linux-source-6.1.tar.xz unpacks into linux-source-6.1/
+    partial = Path(tempfile.mkdtemp(dir=kernel_cache(), prefix=".source-"))
+    members = [f"{top}/{name}" for name in kernel.gpio_sim_sources]
+    script = (
+        f"set -o pipefail; dpkg-deb --fsys-tarfile {shlex.quote(str(deb))}"
+        f" | tar -xO ./usr/src/{top}.tar.xz"
+        f" | tar -xJ -C {shlex.quote(str(partial))} {shlex.join(members)}"
+    )
+    try:
+        subprocess.run(["bash", "-c", script], check=True, capture_output=True, timeout=600)
+        (partial / top).rename(folder)
+    except subprocess.CalledProcessError as exc:
+        raise BuildError(f"cannot take {names!r} from {deb.name}: {exc.stderr[-300:]!r}") from None
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return folder
+
+
+def _kbuild(kernel: KernelPin) -> str:
+    return f"obj-m := {MODULE}.o\n{MODULE}-y := {' '.join(kernel.gpio_sim_objects)}\n"
+
+
+def _compiler() -> str:
+    result = subprocess.run(["gcc", "--version"], capture_output=True, text=True, check=False)
+    return result.stdout.splitlines()[0] if result.returncode == 0 else "no gcc"
+
+
+def _key(kernel: KernelPin, sources: Path) -> str:
+    digest = hashlib.sha256()
+    for part in (kernel.release, kernel.version, _kbuild(kernel), _compiler()):
+        digest.update(part.encode() + b"\0")
+    for path in [sources / name for name in kernel.gpio_sim_sources] + list(
+        kernel.gpio_sim_patches
+    ):
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _run(argv: list[str], cwd: Path | None = None) -> None:
+    result = subprocess.run(
+        argv, cwd=cwd, capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False
+    )
+    if result.returncode != 0:
+        tail = (result.stdout + result.stderr).strip().splitlines()[-15:]
+        raise BuildError(f"{shlex.join(argv)} failed:\n" + "\n".join(tail))
+
+
+def _compile(kernel: KernelPin, sources: Path, headers: Path, output: Path) -> None:
+    with tempfile.TemporaryDirectory(prefix="gpio-sim-") as tmp:
+        work = Path(tmp)
+        for name in kernel.gpio_sim_sources:
+            (work / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(sources / name, work / name)
+        for patch in kernel.gpio_sim_patches:
+            _run(["patch", "-p1", "--batch", "--forward", "-d", str(work), "-i", str(patch)])
+        (work / "Kbuild").write_text(_kbuild(kernel))
+        _run(["make", "-C", str(headers), f"M={work}", "modules"])
+        built = work / f"{MODULE}.ko"
+        _run(["strip", "--strip-debug", str(built)])
+        partial = output.with_suffix(".partial")
+        shutil.copyfile(built, partial)
+        partial.rename(output)
+
+
+def build_gpio_sim(kernel: KernelPin) -> Path:
+    """The path of gpio-sim.ko for `kernel`, built on the first call for these inputs."""
+    missing = [p for p in kernel.gpio_sim_patches if not p.is_file()]
+    if missing:
+        raise BuildError(f"kernel.toml names patches that do not exist: {missing}")
+    try:
+        headers = headers_dir(kernel)
+        sources = source_files(kernel)
+    except DebError as exc:
+        raise BuildError(str(exc)) from None
+    output = kernel_cache() / f"{MODULE}-{kernel.release}-{_key(kernel, sources)}.ko"
+    if not output.is_file():
+        _compile(kernel, sources, headers, output)
+    return output
