@@ -19,6 +19,8 @@ IMAGE_APT_PACKAGES := mmdebstrap genimage rauc squashfs-tools qemu-system-x86 qe
 	i2c-tools gpiod u-boot-qemu u-boot-tools arch-test fdisk
 VIGIL_CACHE ?= $(HOME)/.cache/vigil
 export VIGIL_CACHE
+IMAGE_APT_STAMP := $(VENV)/.apt-image-installed
+BOARD ?= qemu-x86_64
 VIGILD_ARGS ?=
 
 .PHONY: setup run test lint clean
@@ -81,3 +83,15 @@ bench: bench-setup
 	$(BIN)/python -m tests.bench.bench_detect
 	$(BIN)/python -m tests.bench.bench_events
 	$(BIN)/python -m tests.bench.bench_osd
+
+# `make image BOARD=qemu-x86_64`: the board's root squashfs and disk image in build/$(BOARD)/
+# (rootfs.squashfs, disk.img), through `vigil image build`.
+.PHONY: image image-setup
+
+image-setup: setup $(IMAGE_APT_STAMP)
+
+$(IMAGE_APT_STAMP): Makefile
+	$(call apt_install,$(IMAGE_APT_PACKAGES))
+
+image: image-setup
+	$(BIN)/vigil image build --board $(BOARD)

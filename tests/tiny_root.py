@@ -19,6 +19,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from vigil_tools.image.squashfs import mksquashfs_command
 from vigil_tools.rig.debs import fetch
 from vigil_tools.rig.spec import load_rig_board
 
@@ -83,7 +84,7 @@ def initramfs(busybox: bytes) -> bytes:
 
 
 def build_tiny_squashfs(out: Path, board: str = "qemu-x86_64") -> Path:
-    """Writes the squashfs (xz, which GRUB's squash4 reads) with the board's kernel to `out`."""
+    """Writes the squashfs with the board's kernel to `out`, made as the board's root is."""
     kernel_deb, busybox_deb = _debs(board)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "root"
@@ -92,6 +93,6 @@ def build_tiny_squashfs(out: Path, board: str = "qemu-x86_64") -> Path:
         busybox = Path(tmp) / "busybox"
         _extract(busybox_deb, "./bin/busybox", busybox)
         (root / "boot" / "initrd.img").write_bytes(initramfs(busybox.read_bytes()))
-        squash = ["mksquashfs", str(root), str(out), "-comp", "xz", "-noappend", "-no-progress"]
-        subprocess.run([*squash, "-quiet"], check=True)
+        command = mksquashfs_command(root, out, epoch=0, architecture="amd64")
+        subprocess.run(command, check=True, capture_output=True)
     return out

@@ -9,7 +9,9 @@ A boot takes about 20 s here (OVMF ~7 s, the kernel's decompression ~7 s, Linux 
 
 from __future__ import annotations
 
+import configparser
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -20,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.tiny_root import SLOT_MARK, build_tiny_squashfs
-from vigil_tools.image.disk import build_disk, make_grubenv
+from vigil_tools.image.disk import INITIAL_GRUBENV, build_disk, make_grubenv
 from vigil_tools.image.recipe import BOARDS, ImageError
 
 BOARD = "qemu-x86_64"
@@ -33,6 +35,19 @@ DATA_MIB = 32
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 BOOT_TIMEOUT = 150
+BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={socket}</listen>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*"/>
+    <allow receive_sender="*"/>
+  </policy>
+</busconfig>
+"""
 
 
 @dataclass(frozen=True)
@@ -87,12 +102,78 @@ def grubenv_values(image: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
 
 
-def set_grubenv(image: Path, tmp: Path, **values: str) -> None:
-    """Replaces the ESP's grubenv by one holding the RAUC defaults updated with `values`."""
-    env = make_grubenv(
-        tmp / "grubenv", {**{"ORDER": "A B", "A_OK": "1", "B_OK": "0", "A_TRY": "0"}, **values}
-    )
+def put_grubenv(image: Path, env: Path) -> None:
     subprocess.run(["mcopy", "-o", "-i", esp(image), str(env), "::grubenv"], check=True)
+
+
+def set_grubenv(image: Path, tmp: Path, **values: str) -> None:
+    """Replaces the ESP's grubenv by the factory one updated with `values`."""
+    put_grubenv(image, make_grubenv(tmp / "grubenv", {**INITIAL_GRUBENV, **values}))
+
+
+class Rauc:
+    """The real `rauc service` on the host, for the board's system.conf with its grubenv in a
+    file (copied from the image's ESP and back after each command), the slots' devices in empty
+    files and a private D-Bus system bus. `booted` overrides the boot slot detection."""
+
+    def __init__(self, tmp: Path, image: Path, booted: str) -> None:
+        self.dir = tmp / "rauc"
+        self.dir.mkdir(exist_ok=True)
+        self.image = image
+        self.booted = booted
+        self.grubenv = self.dir / "grubenv"
+        self.env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={self.dir / 'bus'}"}
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def _config(self) -> Path:
+        config = configparser.ConfigParser(interpolation=None)
+        config.optionxform = str  # type: ignore[assignment,method-assign]
+        config.read(BOARDS / BOARD / "system.conf")
+        config["system"]["grubenv"] = str(self.grubenv)
+        config["system"]["data-directory"] = str(self.dir / "data")
+        config["keyring"]["path"] = str(self.dir / "keyring.pem")
+        for section in config.sections():
+            if section.startswith("slot."):
+                device = self.dir / f"{section}.img"
+                device.touch()
+                config[section]["device"] = str(device)
+        path = self.dir / "system.conf"
+        with path.open("w") as file:
+            config.write(file)
+        return path
+
+    def __enter__(self) -> Rauc:
+        self.grubenv.write_bytes(read_esp_file(self.image, "grubenv"))
+        bus = self.dir / "bus.conf"
+        bus.write_text(BUS_CONFIG.format(socket=self.dir / "bus"))
+        self._start(["dbus-daemon", f"--config-file={bus}", "--nofork"])
+        service = ["rauc", "service", f"--conf={self._config()}"]
+        self._start([*service, f"--override-boot-slot={self.booted}"])
+        deadline = time.monotonic() + 15
+        while self._rauc("status").returncode != 0:
+            assert time.monotonic() < deadline, "rauc service did not come up"
+            time.sleep(0.2)
+        return self
+
+    def _start(self, command: list[str]) -> None:
+        log = (self.dir / f"{command[0]}.log").open("wb")
+        self.processes.append(subprocess.Popen(command, stdout=log, stderr=log, env=self.env))
+
+    def _rauc(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["rauc", *args], env=self.env, capture_output=True, text=True, check=False
+        )
+
+    def status(self, *args: str) -> None:
+        """`rauc status <args>`, then the grubenv it changed back into the image."""
+        result = self._rauc("status", *args)
+        assert result.returncode == 0, result.stderr
+        put_grubenv(self.image, self.grubenv)
+
+    def __exit__(self, *exc: object) -> None:
+        for process in reversed(self.processes):
+            process.terminate()
+            process.wait(timeout=10)
 
 
 def copy_disk(disk: Path, tmp: Path) -> Path:
@@ -215,21 +296,38 @@ def test_boots_slot_a_and_marks_the_try(disk: Path, tmp_path: Path) -> None:
     assert grubenv_values(image) == {
         "ORDER": "A B", "A_OK": "1", "B_OK": "0", "A_TRY": "1", "B_TRY": "0"
     }  # fmt: skip
+    with Rauc(tmp_path, image, booted="A") as rauc:
+        rauc.status("mark-good")
+    assert grubenv_values(image) == {
+        "ORDER": "A B", "A_OK": "1", "B_OK": "0", "A_TRY": "0", "B_TRY": "0"
+    }  # fmt: skip
 
 
-def test_boots_slot_b_when_primary(disk: Path, squashfs: Path, tmp_path: Path) -> None:
+def test_rauc_activates_b_and_grub_falls_back(disk: Path, squashfs: Path, tmp_path: Path) -> None:
     image = copy_disk(disk, tmp_path)
     install_slot_b(image, squashfs)
-    set_grubenv(image, tmp_path, ORDER="B A", B_OK="1", B_TRY="0")
+    with Rauc(tmp_path, image, booted="A") as rauc:
+        rauc.status("mark-active", "other")
+    assert grubenv_values(image) == {
+        "ORDER": "B A", "A_OK": "1", "B_OK": "1", "A_TRY": "0", "B_TRY": "0"
+    }  # fmt: skip
     assert boot(image, tmp_path)[0] == "B"
     assert grubenv_values(image)["B_TRY"] == "1"
-
-
-def test_falls_back_to_a_when_b_was_tried(disk: Path, squashfs: Path, tmp_path: Path) -> None:
-    image = copy_disk(disk, tmp_path)
-    install_slot_b(image, squashfs)
-    # B was booted once (B_TRY=1) and never marked good: its vigild did not come up.
-    set_grubenv(image, tmp_path, ORDER="B A", B_OK="1", B_TRY="1")
+    # B never got `rauc status mark-good` (its vigild did not come up): the next start is A's.
     assert boot(image, tmp_path)[0] == "A"
     values = grubenv_values(image)
     assert (values["ORDER"], values["A_TRY"], values["B_TRY"]) == ("B A", "1", "1")
+
+
+def test_rauc_mark_good_and_bad(disk: Path, tmp_path: Path) -> None:
+    """After B booted once, RAUC's mark-good (as on the device once vigild is healthy) clears
+    B's try mark, so GRUB keeps B; mark-bad clears B_OK, so GRUB takes A, next in ORDER."""
+    image = copy_disk(disk, tmp_path)
+    set_grubenv(image, tmp_path, ORDER="B A", B_OK="1", B_TRY="1")
+    with Rauc(tmp_path, image, booted="B") as rauc:
+        rauc.status("mark-good")
+        assert grubenv_values(image)["B_TRY"] == "0"
+        rauc.status("mark-bad")
+    assert grubenv_values(image) == {
+        "ORDER": "B A", "A_OK": "1", "B_OK": "0", "A_TRY": "0", "B_TRY": "0"
+    }  # fmt: skip
