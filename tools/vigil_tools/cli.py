@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from vigil.discovery.sadp_messages import ACTIVATE, SADP_GROUP, SADP_PORT, SUCCESS, UPDATE
 from vigil_tools import flash, ptz_sim, upgrade
+from vigil_tools.image import command as image_command
 from vigil_tools.rig import command as rig_command
 from vigil_tools.sadp_client import (
     DEFAULT_TIMEOUT,
@@ -153,6 +154,7 @@ def _parser() -> argparse.ArgumentParser:
     flash.add_parser(commands)
     upgrade.add_parser(commands, password)
     rig_command.add_parser(commands)
+    image_command.add_parser(commands)
     return parser
 
 
@@ -282,6 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return ptz_sim.run(args)
         if args.command == "rig":
             return rig_command.run(args)
+        if args.command == "image":
+            return image_command.run(args)
         if args.command == "flash":
             return flash.run(args)
         if args.command == "upgrade":

@@ -1,0 +1,139 @@
+"""A board's image recipe: `board/<name>/image.toml` (suite, mirrors, packages, wheel platform).
+
+Kept apart from board.toml, which is the daemon's hardware map and is loaded strictly by the
+daemon: the recipe is only the host build's business. It is loaded strictly too: an unknown key
+or a wrong type is an `ImageError` naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]
+BOARDS = REPO / "board"
+OVERLAY = REPO / "rootfs-overlay"
+# Debian policy: package names are lower case alphanumerics and + - . (at least two chars).
+PACKAGE_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+
+
+class ImageError(Exception):
+    """The image cannot be built as asked; the message says why. Nothing was changed."""
+
+
+@dataclass(frozen=True)
+class RootfsRecipe:
+    suite: str
+    architecture: str
+    variant: str
+    mirrors: tuple[str, ...]
+    packages: tuple[str, ...]
+    squashfs_max_mb: int
+
+
+@dataclass(frozen=True)
+class WheelsRecipe:
+    platforms: tuple[str, ...]
+    python: str
+
+    @property
+    def machine(self) -> str:
+        """The wheel cache's folder: `x86_64` of `manylinux_2_36_x86_64`."""
+        match = re.fullmatch(r"[a-z]+\d*(?:_\d+)*_([a-z0-9_]+)", self.platforms[0])
+        return match.group(1) if match else self.platforms[0]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    board: str
+    directory: Path
+    rootfs: RootfsRecipe
+    wheels: WheelsRecipe
+
+    @property
+    def packages_lock(self) -> Path:
+        return self.directory / "packages.lock"
+
+    @property
+    def wheels_lock(self) -> Path:
+        return self.directory / "wheels.lock"
+
+
+_ROOTFS_KEYS = {
+    "suite": str,
+    "architecture": str,
+    "variant": str,
+    "mirrors": list,
+    "packages": list,
+    "squashfs_max_mb": int,
+}
+_WHEELS_KEYS = {"platforms": list, "python": str}
+VARIANTS = ("minbase", "apt", "required", "important", "standard")
+
+
+def board_directory(board: str, boards: Path = BOARDS) -> Path:
+    """`board/<board>/` of the repository; ImageError for a bad or unknown name."""
+    if not re.fullmatch(r"[a-z0-9_-]{1,32}", board):
+        raise ImageError(f"{board!r} is not a board name")
+    directory = boards / board
+    if not (directory / "board.toml").is_file():
+        known = sorted(p.name for p in boards.iterdir() if (p / "board.toml").is_file())
+        raise ImageError(f"no board {board!r} (boards: {', '.join(known)})")
+    return directory
+
+
+def _section(path: Path, raw: dict, name: str, keys: dict[str, type]) -> dict:
+    section = raw.get(name)
+    if not isinstance(section, dict):
+        raise ImageError(f"{path}: missing section [{name}]")
+    for key, value in section.items():
+        if key not in keys:
+            raise ImageError(f"{path}: [{name}] has no key {key!r}")
+        if not isinstance(value, keys[key]) or isinstance(value, bool):
+            raise ImageError(f"{path}: [{name}] {key} must be a {keys[key].__name__}")
+        if isinstance(value, list) and not all(isinstance(v, str) and v for v in value):
+            raise ImageError(f"{path}: [{name}] {key} must be a list of strings")
+    missing = sorted(set(keys) - set(section))
+    if missing:
+        raise ImageError(f"{path}: [{name}] needs {missing[0]}")
+    return section
+
+
+def load_recipe(board: str, boards: Path = BOARDS) -> Recipe:
+    directory = board_directory(board, boards)
+    path = directory / "image.toml"
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ImageError(f"board {board!r} has no image recipe ({path})") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ImageError(f"{path}: {exc}") from None
+    unknown = sorted(set(raw) - {"rootfs", "wheels"})
+    if unknown:
+        raise ImageError(f"{path}: unknown section [{unknown[0]}]")
+    rootfs = _section(path, raw, "rootfs", _ROOTFS_KEYS)
+    wheels = _section(path, raw, "wheels", _WHEELS_KEYS)
+    if rootfs["variant"] not in VARIANTS:
+        raise ImageError(f"{path}: [rootfs] variant must be one of {', '.join(VARIANTS)}")
+    bad = [p for p in rootfs["packages"] if not PACKAGE_NAME.fullmatch(p)]
+    if bad:
+        raise ImageError(f"{path}: [rootfs] packages: {bad[0]!r} is not a Debian package name")
+    if not 16 <= rootfs["squashfs_max_mb"] <= 4096:
+        raise ImageError(f"{path}: [rootfs] squashfs_max_mb must be 16..4096")
+    if not re.fullmatch(r"3\d{1,2}", wheels["python"]):
+        raise ImageError(f"{path}: [wheels] python is like 311 (CPython 3.11)")
+    return Recipe(
+        board=board,
+        directory=directory,
+        rootfs=RootfsRecipe(
+            suite=rootfs["suite"],
+            architecture=rootfs["architecture"],
+            variant=rootfs["variant"],
+            mirrors=tuple(rootfs["mirrors"]),
+            packages=tuple(rootfs["packages"]),
+            squashfs_max_mb=rootfs["squashfs_max_mb"],
+        ),
+        wheels=WheelsRecipe(platforms=tuple(wheels["platforms"]), python=wheels["python"]),
+    )
