@@ -37,11 +37,17 @@ def make_root(directory: Path, version: str, *, startable: bool = True) -> Path:
 
 
 def bundle(
-    directory: Path, keys: SigningKeys, version: str, board: str = "sim", startable: bool = True
+    directory: Path,
+    keys: SigningKeys,
+    version: str,
+    board: str = "sim",
+    startable: bool = True,
+    bundle_format: str = "verity",
 ) -> Path:
     """A bundle of a fresh root for `board`, signed with `keys`."""
     root = make_root(directory, version, startable=startable)
-    return make_bundle(board, root, version, directory / f"{version}-{board}.raucb", keys)
+    out = directory / f"{version}-{board}.raucb"
+    return make_bundle(board, root, version, out, keys, bundle_format)
 
 
 def flip_byte(source: Path, target: Path, offset: int) -> Path:

@@ -139,10 +139,22 @@ def test_rauc_output() -> None:
         "signature verification failed: Verify error: unable to get local issuer certificate\n"
     )
     assert rauc_reason(output).startswith("signature verification failed")
-    status = {
+    install = (  # `rauc install` where the kernel has no device mapper (this host's container)
+        " 60% Checking manifest contents done.\n100% Installing failed.\n"
+        "LastError: Failed mounting bundle: Failed to open /dev/mapper/control: No such device\n"
+        "Installing `/tmp/b.raucb` failed\n"
+    )
+    assert rauc_reason(install) == (
+        "Failed mounting bundle: Failed to open /dev/mapper/control: No such device"
+    )
+    status = {  # the shape of `rauc status --output-format=json` (rauc 1.8)
+        "compatible": "vigil-sim",
         "booted": "A",
         "boot_primary": "rootfs.1",
-        "slots": [{"rootfs.0": {"bootname": "A"}}, {"rootfs.1": {"bootname": "B"}}],
+        "slots": [
+            {"rootfs.1": {"class": "rootfs", "bootname": "B", "state": "inactive"}},
+            {"rootfs.0": {"class": "rootfs", "bootname": "A", "state": "booted"}},
+        ],
     }
     assert _primary_bootname(status) == "B"
     assert _primary_bootname({}) is None

@@ -104,16 +104,19 @@ async def run_rauc(*args: str, timeout: float = RAUC_TIMEOUT_S) -> tuple[int, st
 def rauc_reason(output: str) -> str:
     """RAUC's own last error line, without its log prefix: the message a user is shown."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
+    last_error = [line.removeprefix("LastError: ") for line in lines if line.startswith("Last")]
     errors = [line for line in lines if "rauc-Message" not in line and "rauc-WARNING" not in line]
-    return (errors or lines or ["rauc failed"])[-1][:300]
+    return (last_error or errors or lines or ["rauc failed"])[-1][:300]
 
 
-async def bundle_info(bundle: Path, keyring: str | None) -> BundleInfo:
-    """`rauc info`: the signature checked against `keyring` (None: the system config's), the
-    manifest read; a bundle that fails is `badFirmware`."""
+async def bundle_info(bundle: Path, keyring: str | None, conf: str | None = None) -> BundleInfo:
+    """`rauc info`: the signature checked against `keyring` (None: the one of the system config,
+    `conf` or /etc/rauc/system.conf), the manifest read; a bundle that fails is `badFirmware`."""
     args = ["info", "--output-format=json", str(bundle)]
     if keyring is not None:
         args.insert(0, f"--keyring={keyring}")
+    if conf is not None:
+        args.insert(0, f"--conf={conf}")
     code, output = await run_rauc(*args, timeout=120)
     if code != 0:
         reason = rauc_reason(output)
@@ -128,13 +131,17 @@ async def bundle_info(bundle: Path, keyring: str | None) -> BundleInfo:
 
 
 class RaucDriver:
-    """A board with RAUC: the service installs, the bootloader switches and falls back."""
+    """A board with RAUC: the service installs, the bootloader switches and falls back.
+    `conf`: the system config `rauc info` checks against (the service reads its own)."""
+
+    def __init__(self, conf: str | None = None) -> None:
+        self.conf = conf
 
     def boot(self) -> str | None:
         return None  # the running root's own package version is the installed one
 
     async def install(self, bundle: Path, progress: Progress) -> BundleInfo:
-        info = await bundle_info(bundle, None)
+        info = await bundle_info(bundle, None, self.conf)
         proc = await asyncio.create_subprocess_exec(
             "rauc", "install", str(bundle),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
@@ -147,7 +154,9 @@ class RaucDriver:
             if match := RAUC_PROGRESS.match(line):
                 progress(min(int(match.group(1)), 99))
         if await proc.wait() != 0:
-            raise UpgradeError("upgradeFailed", f"rauc install: {rauc_reason(chr(10).join(lines))}")
+            reason = rauc_reason("\n".join(lines))
+            kind = "badDevType" if "ompatible" in reason else "upgradeFailed"
+            raise UpgradeError(kind, f"rauc install: {reason}")
         progress(100)
         return info
 

@@ -40,7 +40,10 @@ class BundleError(Exception):
     """The bundle cannot be made; the message says why."""
 
 
-def manifest(board: str, version: str) -> str:
+def manifest(board: str, version: str, bundle_format: str = "verity") -> str:
+    """The manifest; `plain` bundles need no device mapper to install (hosts, test rigs)."""
+    if bundle_format not in ("verity", "plain"):
+        raise BundleError(f"{bundle_format!r} is not a bundle format (verity, plain)")
     if not BOARD.fullmatch(board):
         raise BundleError(f"{board!r} is not a board name")
     if not VERSION.fullmatch(version):
@@ -51,7 +54,7 @@ def manifest(board: str, version: str) -> str:
         f"version={version}\n"
         f"description=Vigil for {board}\n"
         "\n[bundle]\n"
-        "format=verity\n"
+        f"format={bundle_format}\n"
         "\n[image.rootfs]\n"
         "filename=rootfs.img\n"
     )
@@ -77,11 +80,12 @@ def make_bundle(
     version: str | None,
     out: Path,
     keys: SigningKeys | None = None,
+    bundle_format: str = "verity",
 ) -> Path:
     """Sign `rootfs_squashfs` into the bundle `out` for `board`; `out`."""
     _check_squashfs(rootfs_squashfs)
     version = version or root_version(rootfs_squashfs) or __version__
-    text = manifest(board, version)
+    text = manifest(board, version, bundle_format)
     keys = keys or ensure_keys(KEYS_DIR)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".bundle-") as work:
