@@ -8,9 +8,11 @@ PIP_STAMP := $(VENV)/.installed
 APT_STAMP := $(VENV)/.apt-installed
 # Debian packages the tests drive as real peers: curl (digest client), chrony (NTP server),
 # iproute2 (network namespaces for discovery tests), ffmpeg and GStreamer (RTSP clients),
-# iputils-arping (the IP conflict check's duplicate address probe, as on the board).
+# iputils-arping (the IP conflict check's duplicate address probe, as on the board), rauc and
+# squashfs-tools (the sim board's upgrades check real bundles), dbus-daemon (a private bus for
+# the RAUC service in the rauc driver's tests).
 APT_PACKAGES := curl chrony iproute2 iputils-arping ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base \
-	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav
+	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav rauc squashfs-tools dbus-daemon
 DATA_DIR ?= .vigil-data
 # Board images, bundles and the QEMU rig (issue 7): the host tools they run. Downloads (Debian
 # packages, wheels, kernel sources) are cached here; nothing depends on the cache being there.
@@ -95,3 +97,11 @@ $(IMAGE_APT_STAMP): Makefile
 
 image: image-setup
 	$(BIN)/vigil image build --board $(BOARD)
+
+# `make bundle BOARD=qemu-x86_64`: build/$(BOARD)/rootfs.squashfs (built first if missing) signed
+# into build/$(BOARD)/vigil-$(BOARD)-<version>.raucb with the development key in build/keys/.
+.PHONY: bundle
+
+bundle: image-setup
+	test -f build/$(BOARD)/rootfs.squashfs || $(BIN)/vigil image rootfs --board $(BOARD)
+	$(BIN)/vigil bundle --board $(BOARD)

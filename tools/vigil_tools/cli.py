@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from vigil.discovery.sadp_messages import ACTIVATE, SADP_GROUP, SADP_PORT, SUCCESS, UPDATE
 from vigil_tools import flash, ptz_sim, upgrade
+from vigil_tools.image import bundle as image_bundle
 from vigil_tools.image import command as image_command
 from vigil_tools.rig import command as rig_command
 from vigil_tools.sadp_client import (
@@ -155,6 +156,7 @@ def _parser() -> argparse.ArgumentParser:
     upgrade.add_parser(commands, password)
     rig_command.add_parser(commands)
     image_command.add_parser(commands)
+    image_bundle.add_parser(commands)
     return parser
 
 
@@ -286,6 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return rig_command.run(args)
         if args.command == "image":
             return image_command.run(args)
+        if args.command == "bundle":
+            return image_bundle.run(args)
         if args.command == "flash":
             return flash.run(args)
         if args.command == "upgrade":
