@@ -13,6 +13,7 @@ source files, patches, Kbuild, compiler), so a second call is a file lookup.
 from __future__ import annotations
 
 import hashlib
+import re
 import shlex
 import shutil
 import subprocess
@@ -36,10 +37,15 @@ def headers_dir(kernel: KernelPin) -> Path:
     tree = unpack(fetch(specs), "headers")
     headers = tree / "usr" / "src" / f"linux-headers-{kernel.release}"
     # Debian's flavour Makefile includes the -common one by its installed path; point it at ours.
+    # (rewritten on every call, so a cache that moved still builds).
     makefile = headers / "Makefile"
+    common = tree / "usr" / "src" / f"linux-headers-{kernel.abi}-common" / "Makefile"
     text = makefile.read_text()
-    if "include /usr/src/" in text:
-        makefile.write_text(text.replace("include /usr/src/", f"include {tree}/usr/src/"))
+    wanted = re.sub(
+        r"^include \S+/linux-headers-\S+-common/Makefile$", f"include {common}", text, flags=re.M
+    )
+    if wanted != text:
+        makefile.write_text(wanted)
     return headers
 
 

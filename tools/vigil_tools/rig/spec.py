@@ -15,6 +15,9 @@ from typing import Any
 REPO_BOARDS = Path(__file__).resolve().parents[3] / "board"
 
 
+KINDS = {str: "a string", int: "an integer", list: "a list", dict: "a table", bool: "a boolean"}
+
+
 class SpecError(Exception):
     """A board's kernel.toml or rig.toml is missing or says something unusable."""
 
@@ -96,7 +99,7 @@ class _Table:
     def get(self, key: str, kind: type) -> Any:
         value = self.data.get(key)
         if not isinstance(value, kind) or isinstance(value, bool) is not (kind is bool):
-            raise SpecError(f"{self.path}: {self.prefix}{key} must be a {kind.__name__}")
+            raise SpecError(f"{self.path}: {self.prefix}{key} must be {KINDS[kind]}")
         return value
 
     def table(self, key: str) -> _Table:
