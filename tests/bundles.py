@@ -1,7 +1,7 @@
 """Small real RAUC bundles for tests: a squashfs root made with mksquashfs, signed by `make_bundle`.
 
-A root for the simulated board holds what the sim's boot looks at: `/etc/os-release` and the
-`/usr/bin/vigild` the unit runs (`startable=False` leaves vigild out: a root whose vigild cannot
+A root for the simulated board holds what the sim's boot looks at: `/etc/os-release` and vigild
+where the unit runs it (`VIGILD`; `startable=False` leaves it out: a root whose vigild cannot
 start), plus some random bytes so the payload spans several verity blocks.
 """
 
@@ -11,6 +11,7 @@ import os
 import subprocess
 from pathlib import Path
 
+from vigil.system.upgrade_sim import VIGILD
 from vigil_tools.image.bundle import make_bundle
 from vigil_tools.image.keys import SigningKeys
 
@@ -25,8 +26,8 @@ def make_root(directory: Path, version: str, *, startable: bool = True) -> Path:
     (tree / "usr" / "share").mkdir(parents=True)
     (tree / "usr" / "share" / "payload.bin").write_bytes(os.urandom(PAYLOAD_BYTES))
     if startable:
-        (tree / "usr" / "bin").mkdir()
-        vigild = tree / "usr" / "bin" / "vigild"
+        vigild = tree / VIGILD
+        vigild.parent.mkdir(parents=True)
         vigild.write_text("#!/opt/vigil/bin/python\nfrom vigil.daemon import main\nmain()\n")
         vigild.chmod(0o755)
     image = directory / f"{version}.squashfs"

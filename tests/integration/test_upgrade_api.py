@@ -27,6 +27,7 @@ from tests.bundles import bundle, flip_byte, truncate
 from tests.isapi_xml import NS, refusal, text, xml
 from tests.vigild import ADMIN_PASSWORD, Vigild
 from vigil.board.description import resolve_board_path
+from vigil.system.upgrade_sim import VIGILD
 from vigil_tools.image.keys import SigningKeys, ensure_keys
 
 UPGRADE = "/ISAPI/System/updateFirmware"
@@ -250,7 +251,7 @@ def test_slot_that_never_starts_is_rolled_back(
         assert upload(device, broken).status_code == 200
         assert device.proc is not None
         assert device.proc.wait(30) != 0  # the re-executed vigild, on slot B, cannot start
-        assert "slot B (V3.0.0): its root has no /usr/bin/vigild" in device.output()
+        assert f"slot B (V3.0.0): its root has no /{VIGILD}" in device.output()
         env = boot_env(device)
         assert env["ORDER"] == "B A" and env["B_TRY"] == 1  # tried, never marked good
         device.start()  # systemd's restart / the reboot: the bootloader takes slot A

@@ -11,10 +11,10 @@ Boot (at each start of vigild, the simulated reboot re-executing the daemon): th
 environment (`grubenv.json`: ORDER, A_OK, B_OK, A_TRY, B_TRY) is read and a slot chosen exactly
 as `board/qemu-x86_64/grub.cfg` does: the first slot in ORDER that is OK and not tried, marked
 tried before it "starts". Slot A is the factory slot: the code that is running, with no file.
-A slot installed from a bundle starts when its root holds vigild: the unit runs
-`/usr/bin/vigild`, so a root without it is a vigild that cannot start, which is how a "bad"
-bundle is made honestly: the daemon then exits with an error, as it would fail under systemd,
-and the next start (systemd's restart, then the reboot) takes the other slot. A start that
+A slot installed from a bundle starts when its root holds vigild where the unit runs it
+(`/opt/vigil/venv/bin/vigild`): a root without it is a vigild that cannot start, which is how a
+"bad" bundle is made honestly. The daemon then exits with an error, as vigild would fail under
+systemd, and the next start (systemd's restart, then the reboot) takes the other slot. A start that
 serves the API marks its slot good (`rauc status mark-good`: X_OK=1, X_TRY=0).
 """
 
@@ -44,7 +44,8 @@ from vigil.system.upgrade import (
 )
 
 SLOTS = ("A", "B")
-VIGILD = "usr/bin/vigild"  # what the root must hold for vigild to start (rootfs-overlay's unit)
+# What the root must hold for vigild to start: rootfs-overlay's vigild.service runs it.
+VIGILD = "opt/vigil/venv/bin/vigild"
 ENV_NAME, SLOTS_NAME = "grubenv.json", "slots.json"
 FACTORY_ENV = {"ORDER": "A B", "A_OK": 1, "B_OK": 0, "A_TRY": 0, "B_TRY": 0}
 POLL_S = 0.2
