@@ -24,6 +24,8 @@ export VIGIL_CACHE
 IMAGE_APT_STAMP := $(VENV)/.apt-image-installed
 BOARD ?= qemu-x86_64
 VIGILD_ARGS ?=
+# `make run RUN_BOARD=sim-dome`: the simulated PTZ dome instead of the fixed camera.
+RUN_BOARD ?= sim
 
 .PHONY: setup run test lint clean
 
@@ -51,7 +53,7 @@ $(APT_STAMP): Makefile
 	$(call apt_install,$(APT_PACKAGES))
 
 run: setup
-	$(BIN)/vigild --board sim --data-dir $(DATA_DIR) $(VIGILD_ARGS)
+	$(BIN)/vigild --board $(RUN_BOARD) --data-dir $(DATA_DIR) $(VIGILD_ARGS)
 
 test: setup
 	$(BIN)/pytest -q

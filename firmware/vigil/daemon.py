@@ -66,6 +66,7 @@ from vigil.media.rtsp.playback_session import PlaybackCardUser
 from vigil.media.service import LOCAL_CHANNEL, MediaService
 from vigil.ptz.controller import PtzController
 from vigil.ptz.line import SerialLine
+from vigil.ptz.simdome import SimDome
 from vigil.record.index import RecordingIndex
 from vigil.record.pictures import PictureTaker
 from vigil.record.service import RecordingService
@@ -421,10 +422,17 @@ class Vigil:
 
     async def _start_ptz(self) -> None:
         """The dome on the board's RS-485 line, if it has one; the linkage's go-to-preset."""
-        if not self.board.ptz.device:
+        board = self.board.ptz
+        if not board.present:
             return
         config = self.store.current
-        line = SerialLine(self.board.ptz.device, config.serial[0], rs485=self.board.ptz.rs485)
+        device = board.device
+        if board.driver == "sim":
+            dome = SimDome(config.ptz)
+            self._stop_steps.append(dome.stop)
+            self.store.subscribe("ptz", lambda _old, new: dome.apply(new))
+            device = dome.path
+        line = SerialLine(device, config.serial[0], rs485=board.rs485)
         self.ptz = PtzController(line, config.ptz, self._save_ptz)
         await self.ptz.start()
         self._stop_steps.append(self.ptz.stop)

@@ -29,7 +29,7 @@ from vigil.config.ptz import PtzPosition
 from vigil.ptz import codec
 from vigil.ptz.commands import STOP, Preset, PresetAction, QueryPosition, move_from_percent
 from vigil.ptz.position import set_position_commands, to_isapi
-from vigil_tools.ptz_sim import DomeSimulator, PtyMaster
+from vigil.ptz.simdome import DomeSimulator, PtyMaster
 
 HIK = f' xmlns="{NS[1:-1]}"'
 PTZ = "/ISAPI/PTZCtrl/channels"

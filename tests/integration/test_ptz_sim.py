@@ -35,7 +35,8 @@ from vigil.ptz.commands import (
     SetPosition,
     ZoomSpeed,
 )
-from vigil_tools.ptz_sim import READ_TIMEOUT, Dome, DomeSimulator, Position, PtyMaster
+from vigil.ptz.position import Dome, Position
+from vigil.ptz.simdome import READ_TIMEOUT, DomeSimulator, PtyMaster
 
 ADDRESS = 3
 

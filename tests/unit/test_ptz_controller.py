@@ -39,7 +39,7 @@ from vigil.ptz.commands import (
 from vigil.ptz.controller import PtzController, PtzError
 from vigil.ptz.line import SerialLine
 from vigil.ptz.position import to_isapi
-from vigil_tools.ptz_sim import DomeSimulator, PtyMaster, ReceivedFrame
+from vigil.ptz.simdome import DomeSimulator, PtyMaster, ReceivedFrame
 
 
 class Clock:

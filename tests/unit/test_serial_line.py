@@ -24,7 +24,7 @@ from vigil.config.serial import SerialPortSettings
 from vigil.ptz import codec
 from vigil.ptz.commands import Axis, PositionReply, QueryPosition, SetPosition
 from vigil.ptz.line import LineError, SerialLine
-from vigil_tools.ptz_sim import DomeSimulator, PtyMaster
+from vigil.ptz.simdome import DomeSimulator, PtyMaster
 
 FRAME = 7
 

@@ -58,7 +58,7 @@ FIXED = {"enabled": "true", "serialPortType": PORT_TYPE, "duplexMode": DUPLEX}
 
 def _ports(ctx: ApiContext) -> list[SerialPortSettings]:
     """The configured ports that have a line on the board (one: the `[ptz]` device)."""
-    lines = 1 if ctx.board.ptz.device else 0
+    lines = 1 if ctx.board.ptz.present else 0
     return [p for p in ctx.store.current.serial if p.id <= lines]
 
 

@@ -7,11 +7,11 @@ instead of silently running with a default.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from vigil.config.schema import ConfigError, check_ip, from_dict, setting
 
@@ -179,10 +179,18 @@ class BoardDayNight:
 class BoardPtz:
     """The serial line to a PTZ dome: its device node ("": the board has none) and whether it
     is an RS-485 transceiver whose direction the kernel drives (TIOCSRS485). The line settings
-    (baud, parity...) are configuration (`Config.serial`), not the board's."""
+    (baud, parity...) are configuration (`Config.serial`), not the board's.
 
+    driver "sim": the dome is `vigil.ptz.simdome.SimDome`, on a PTY the daemon makes (`device`
+    is not used)."""
+
+    driver: str = setting("serial", choices=("serial", "sim"))
     device: str = setting("", pattern=r"(/[A-Za-z0-9_.+-]+)*", max_len=128)
     rs485: bool = True
+
+    @property
+    def present(self) -> bool:
+        return self.driver == "sim" or bool(self.device)
 
 
 @dataclass(frozen=True)
@@ -229,14 +237,43 @@ def resolve_board_path(name_or_path: str) -> Path:
     raise BoardError(f"no board named {name_or_path!r} (looked in {REPO_BOARDS}, {SYSTEM_BOARDS})")
 
 
-def load_board(name_or_path: str) -> BoardDescription:
-    path = resolve_board_path(name_or_path)
+MAX_BASES = 4
+
+
+def _read_board(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The board file's tables, laid over those of its `base` board (a name or a path relative
+    to the file), so a variant names only what differs from the board it is built on."""
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BoardError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise BoardError(f"{path}: {exc}") from None
+    update = raw.get("update")
+    if isinstance(update, dict) and isinstance(update.get("keyring"), str) and update["keyring"]:
+        # relative to the board file, so a board folder is self-contained
+        update["keyring"] = str(path.parent / update["keyring"])
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str) or not base:
+        raise BoardError(f"{path}: base must be a board name or a path")
+    base_path = resolve_board_path(base)
+    if not base_path.is_absolute() and "/" in base:
+        base_path = path.parent / base_path
+    if base_path.resolve() in seen or len(seen) >= MAX_BASES:
+        raise BoardError(f"{path}: base {base!r} makes a loop or too deep a chain")
+    merged = _read_board(base_path, (*seen, path.resolve()))
+    for section, table in raw.items():
+        below = merged.get(section)
+        both_tables = isinstance(below, dict) and isinstance(table, dict)
+        merged[section] = {**below, **table} if both_tables else table  # type: ignore[dict-item]
+    return merged
+
+
+def load_board(name_or_path: str) -> BoardDescription:
+    path = resolve_board_path(name_or_path)
+    raw = _read_board(path)
     missing = [s for s in ("board", "network", "clock", "power") if s not in raw]
     if missing:
         raise BoardError(f"{path}: missing section [{missing[0]}]")
@@ -246,7 +283,4 @@ def load_board(name_or_path: str) -> BoardDescription:
         raise BoardError(f"{path}: {exc}") from None
     except TypeError as exc:  # a required key left out of a section
         raise BoardError(f"{path}: {exc}") from None
-    if board.update.keyring:  # relative to the board file, so a board folder is self-contained
-        update = dataclasses.replace(board.update, keyring=str(path.parent / board.update.keyring))
-        board = dataclasses.replace(board, update=update)
     return board
