@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import json
 import sqlite3
 import threading
@@ -27,6 +28,7 @@ from tests.bundles import bundle, flip_byte, truncate
 from tests.isapi_xml import NS, refusal, text, xml
 from tests.vigild import ADMIN_PASSWORD, Vigild
 from vigil.board.description import resolve_board_path
+from vigil.system.upgrade import BUNDLE_LIMIT
 from vigil.system.upgrade_sim import VIGILD
 from vigil_tools.image.keys import SigningKeys, ensure_keys
 
@@ -264,3 +266,22 @@ def test_slot_that_never_starts_is_rolled_back(
         ]
     finally:
         device.stop()
+
+
+def test_a_bundle_over_the_size_limit_is_refused_before_its_body(device: Vigild) -> None:
+    auth = HTTPDigestAuth("admin", ADMIN_PASSWORD)
+    requests.get(f"{device.url}/ISAPI/System/deviceInfo", auth=auth, timeout=10)  # a nonce
+    state = update_state(device)
+    conn = http.client.HTTPConnection("127.0.0.1", device.http_port, timeout=10)
+    try:
+        conn.putrequest("PUT", UPGRADE)
+        conn.putheader("Authorization", auth.build_digest_header("PUT", f"{device.url}{UPGRADE}"))
+        conn.putheader("Content-Length", str(BUNDLE_LIMIT + 1))
+        conn.endheaders()  # no body follows: the answer must not wait for it
+        reply = conn.getresponse()
+        body = reply.read()
+    finally:
+        conn.close()
+    assert reply.status == 413, body
+    assert b"<subStatusCode>messageTooLarge</subStatusCode>" in body and b"512 MiB" in body
+    assert update_state(device) == state and status(device) == ("false", 0)
