@@ -152,6 +152,7 @@ def install_commands(staged: str, venv: str, project_wheel: str) -> list[list[st
         ["python3", "-m", "venv", venv],
         [*pip, "install", "-q", *offline, "--require-hashes", "-r", f"{staged}/wheels.lock"],
         [*pip, "install", "-q", *offline, "--no-deps", f"{staged}/{project_wheel}"],
-        # The device installs nothing: pip and setuptools would only take room.
-        [*pip, "uninstall", "-q", "-y", "pip", "setuptools"],
+        # The device installs nothing: pip would only take room. (setuptools stays: a locked
+        # dependency may want it at run time.)
+        [*pip, "uninstall", "-q", "-y", "pip"],
     ]
