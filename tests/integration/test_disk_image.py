@@ -235,9 +235,10 @@ def test_partition_table(disk: Path, squashfs: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "fs_type", "label"), [("efi", "vfat", "EFI"), ("data", "ext4", "vigil-data")]
+    ("name", "fs_type", "label", "version"),
+    [("efi", "vfat", "EFI", "FAT32"), ("data", "ext4", "vigil-data", "1.0")],
 )
-def test_file_systems(disk: Path, name: str, fs_type: str, label: str) -> None:
+def test_file_systems(disk: Path, name: str, fs_type: str, label: str, version: str) -> None:
     part = partitions(disk)[name]
     probe = subprocess.run(
         ["blkid", "-p", "-o", "export", "-O", str(part.start), "-S", str(part.size), str(disk)],
@@ -246,7 +247,7 @@ def test_file_systems(disk: Path, name: str, fs_type: str, label: str) -> None:
         text=True,
     ).stdout
     fields = dict(line.split("=", 1) for line in probe.splitlines())
-    assert (fields["TYPE"], fields["LABEL"]) == (fs_type, label)
+    assert (fields["TYPE"], fields["LABEL"], fields["VERSION"]) == (fs_type, label, version)
 
 
 def test_esp_contents(disk: Path) -> None:
