@@ -151,7 +151,7 @@ def test_good_bundle_installs_reboots_into_slot_b(device: Vigild, good: Path) ->
     assert (env["ORDER"], env["B_OK"], env["B_TRY"]) == ("B A", 1, 0)
     assert (device.data_dir / "update" / "slot-B.img").read_bytes()[:4] == b"hsqs"
     assert not (device.data_dir / "update" / "upload.raucb").exists()
-    assert [major for major, _ in log_records(device, "upgrade")] == ["Operation"]
+    assert [major for major, _ in log_records(device, "remoteUpgrade")] == ["Operation"]
     assert log_records(device, "upgradeSucceeded") == [("Information", "slot B runs V2.0.0")]
 
 
@@ -188,7 +188,7 @@ def test_bad_bundles_are_refused_and_change_nothing(
     assert firmware(device) == version and config.read_bytes() == config_before
     failures = log_records(device, "upgradeFailed")
     assert [major for major, _ in failures] == ["Exception"] * len(bad_bundles)
-    assert log_records(device, "upgrade") == []
+    assert log_records(device, "remoteUpgrade") == []
     assert device.proc is not None and device.proc.poll() is None
 
 

@@ -10,7 +10,8 @@ Refusals, in ResponseStatus: one upgrade at a time (`deviceBusy`, status 2); a b
 signed under the board's CA, truncated or corrupted (`badFirmware`, status 6) or made for another
 board (`badDevType`, status 6); a bundle too large (`messageTooLarge`, status 5); a failure while
 installing (`upgradeFailed`, status 3). It takes the `upgrade` permission: an Administrator, or
-a user granted it.
+a user granted it. The device log gets an Operation `remoteUpgrade` (Hikvision's minor type, like
+`remoteReboot`) with the user and address, and the Updater's `upgradeInstalled`/`upgradeFailed`.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ async def update_firmware(request: web.Request) -> web.Response:
         info = await updater.install(upload)
     except UpgradeError as exc:
         raise upgrade_error(exc) from None
-    record_operation(request, "upgrade", f"{firmware_version(info.version)} ({info.compatible})")
+    version = firmware_version(info.version)
+    record_operation(request, "remoteUpgrade", f"{version} ({info.compatible})")
     await context(request).system.reboot()
     return ok(request)
 
