@@ -1,20 +1,9 @@
 """A simulated Pelco-D/P dome on a PTY or serial port (SPEC §6): the dome the sim boards drive.
 
-The model (`vigil.ptz.position.Dome`, pure, driven by a clock) and the line (`DomeSimulator`, a
-thread reading a port) are apart so tests can drive either. What the issue leaves open is chosen
-here and in `position`:
+The model (`vigil.ptz.position.Dome`, pure, driven by a clock; its mechanics and wire units
+are described there) and the line (`DomeSimulator`, a thread reading a port) are apart so tests
+can drive either. On the line:
 
-- pan 0..360 degrees, wrapping; tilt is the elevation -90..0 degrees (0 the horizon, -90 straight
-  down, as a ceiling dome looks; "up" raises it) and stops at the ends; zoom 1x..30x.
-- continuous speeds are linear: protocol speed 0x3F is 40 deg/s (so speed s is 40*s/63 deg/s),
-  turbo pan 80 deg/s; zoom moves 29*(n+1)/16 x/s at zoom speed n (0-3, default 3: wide to tele
-  in 4 s). Focus and iris only record their direction.
-- presets: set stores the current position, go moves there at the preset speed (100 deg/s on pan,
-  the short way round, and tilt; the fastest zoom), clear forgets; going to an unknown preset
-  changes nothing. Absolute set (0x4B/0x4D/0x4F) moves one axis the same way and stops the
-  continuous motion; a continuous move (stop included) cancels the moves towards targets.
-- wire units: pan in hundredths of a degree 0..35999, tilt in hundredths of a degree *below* the
-  horizon 0..9000, zoom 0..65535 linear over 1x..30x; out of range is refused and changes nothing.
 - position queries are answered with the protocol's reply frame to the dome's own address;
   frames for other addresses are recorded and ignored, as a dome on a shared bus does.
 
