@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from vigil_tools.rig.canary import BEGIN, END, CanaryError, gpio_sim_setup, parse_report
+from vigil_tools.rig.canary import BEGIN, END, CanaryError, parse_report
+from vigil_tools.rig.gpio_sim import gpio_sim_setup
 from vigil_tools.rig.modules import ModuleError, load_order, module_name
 from vigil_tools.rig.qemu import Boot, RigError, _card, qemu_argv
 from vigil_tools.rig.spec import REPO_BOARDS, SpecError, load_rig_board

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shlex
 import shutil
 import subprocess
 import tempfile
@@ -29,7 +28,7 @@ from pathlib import Path
 from vigil.ptz import codec
 from vigil.ptz.commands import Move
 from vigil_tools.rig.debs import fetch, unpack
-from vigil_tools.rig.gpio_sim import build_gpio_sim
+from vigil_tools.rig.gpio_sim import CONFIGFS, build_gpio_sim, gpio_sim_setup
 from vigil_tools.rig.modules import index_modules, load_order, module_name
 from vigil_tools.rig.spec import REPO_BOARDS, RigBoard, RigSpec
 
@@ -42,7 +41,6 @@ ALARM_LINE = "alarm-in-1"  # the line the canary raises (an input)
 RELAY_LINE = "relay-out-1"  # the line the canary drives (an output)
 DOME_ADDRESS = 1
 DOME_FRAME = codec("pelco-d").encode(DOME_ADDRESS, Move(pan=1, pan_speed=0x20))
-CONFIGFS = "/sys/kernel/config"
 BUILD = REPO_BOARDS.parent / "build"
 
 
@@ -56,21 +54,6 @@ class CanaryGuest:
     initrd: Path
     modules: tuple[str, ...]  # insmod order
     append: str  # the kernel command line the canary expects
-
-
-def gpio_sim_setup(rig: RigSpec) -> str:
-    """Shell lines that make the rig's gpio-sim chip live through configfs (mounted or not)."""
-    device = f"{CONFIGFS}/gpio-sim/{rig.gpio_device}"
-    lines = [
-        f"grep -q ' {CONFIGFS} ' /proc/mounts || mount -t configfs configfs {CONFIGFS}",
-        f"mkdir {device} {device}/bank0",
-        f"echo {rig.gpio_num_lines} > {device}/bank0/num_lines",
-    ]
-    for line in rig.gpio_lines:
-        folder = f"{device}/bank0/line{line.offset}"
-        lines += [f"mkdir {folder}", f"echo {shlex.quote(line.name)} > {folder}/name"]
-    lines.append(f"echo 1 > {device}/live")
-    return "\n".join(lines) + "\n"
 
 
 def _offset(rig: RigSpec, name: str) -> int:
@@ -98,6 +81,7 @@ def init_script(board: RigBoard, order: Sequence[str]) -> str:
 /bin/busybox --install -s /bin
 export PATH=/bin:/usr/bin
 mount -t proc proc /proc
+echo 1 > /proc/sys/kernel/printk  # the report alone on the console, whatever the command line
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 say() {{ echo "$1=$2" >> /report; }}

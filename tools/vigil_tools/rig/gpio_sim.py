@@ -8,6 +8,9 @@ linked into the same module (`gpio-sim-y`), patched by the board's patches (irq_
 exported; see board/qemu-x86_64/kernel/). The result is stripped of debug information and kept
 in `$VIGIL_CACHE/kernel/gpio-sim-<key>.ko`, the key a digest of every input (package versions,
 source files, patches, Kbuild, compiler), so a second call is a file lookup.
+
+`gpio_sim_setup` is the shell that makes rig.toml's chip live through configfs once the module
+is loaded (the canary's /init runs it; a board's boot can run the same lines).
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ import tempfile
 from pathlib import Path
 
 from vigil_tools.rig.debs import DebError, fetch, kernel_cache, unpack
-from vigil_tools.rig.spec import KernelPin
+from vigil_tools.rig.spec import KernelPin, RigSpec
 
 MODULE = "gpio-sim"
+CONFIGFS = "/sys/kernel/config"
 BUILD_TIMEOUT = 600
 
 
@@ -135,3 +139,18 @@ def build_gpio_sim(kernel: KernelPin) -> Path:
     if not output.is_file():
         _compile(kernel, sources, headers, output)
     return output
+
+
+def gpio_sim_setup(rig: RigSpec) -> str:
+    """Shell lines that make the rig's gpio-sim chip live through configfs (mounted or not)."""
+    device = f"{CONFIGFS}/gpio-sim/{rig.gpio_device}"
+    lines = [
+        f"grep -q ' {CONFIGFS} ' /proc/mounts || mount -t configfs configfs {CONFIGFS}",
+        f"mkdir {device} {device}/bank0",
+        f"echo {rig.gpio_num_lines} > {device}/bank0/num_lines",
+    ]
+    for line in rig.gpio_lines:
+        folder = f"{device}/bank0/line{line.offset}"
+        lines += [f"mkdir {folder}", f"echo {shlex.quote(line.name)} > {folder}/name"]
+    lines.append(f"echo 1 > {device}/live")
+    return "\n".join(lines) + "\n"
