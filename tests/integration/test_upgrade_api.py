@@ -285,3 +285,23 @@ def test_a_bundle_over_the_size_limit_is_refused_before_its_body(device: Vigild)
     assert reply.status == 413, body
     assert b"<subStatusCode>messageTooLarge</subStatusCode>" in body and b"512 MiB" in body
     assert update_state(device) == state and status(device) == ("false", 0)
+
+
+def test_an_upload_cut_short_frees_the_device(device: Vigild, good: Path) -> None:
+    auth = HTTPDigestAuth("admin", ADMIN_PASSWORD)
+    requests.get(f"{device.url}/ISAPI/System/deviceInfo", auth=auth, timeout=10)  # a nonce
+    state = update_state(device)
+    data = good.read_bytes()
+    conn = http.client.HTTPConnection("127.0.0.1", device.http_port, timeout=10)
+    conn.putrequest("PUT", UPGRADE)
+    conn.putheader("Authorization", auth.build_digest_header("PUT", f"{device.url}{UPGRADE}"))
+    conn.putheader("Content-Length", str(len(data)))
+    conn.endheaders()
+    conn.send(data[: len(data) // 2])
+    wait_until(lambda: status(device)[0] == "true", "the upload to begin")
+    conn.close()  # the network drops: half a bundle, never judged
+    wait_until(lambda: status(device) == ("false", 0), "the device to be free again")
+    assert update_state(device) == state
+    assert not (device.data_dir / "update" / "upload.raucb").exists()
+    assert upload(device, good).status_code == 200  # the next upload is taken
+    wait_until(lambda: firmware(device) == "V2.0.0", "the device to run V2.0.0")
