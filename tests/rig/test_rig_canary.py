@@ -14,6 +14,8 @@ Needs root (network namespaces, tap) and qemu-system-x86.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -27,10 +29,12 @@ from vigil_tools.ptz_sim import READ_TIMEOUT, DomeSimulator
 from vigil_tools.rig.canary import (
     DOME_ADDRESS,
     END,
+    SHELL,
     CanaryGuest,
     card_state,
     parse_report,
 )
+from vigil_tools.rig.guest_shell import GuestShell
 from vigil_tools.rig.netns import namespaces
 from vigil_tools.rig.qemu import load_state, pull_card
 from vigil_tools.rig.spec import RigBoard
@@ -45,6 +49,39 @@ def _chip_addr(board: RigBoard) -> int:
     match = re.search(r"chip_addr=(0x[0-9a-fA-F]+)", board.kernel.module_options["i2c-stub"])
     assert match, "kernel.toml gives i2c-stub its chip_addr"
     return int(match[1], 16)
+
+
+def _drive_the_guest(folder: Path, board: RigBoard) -> None:
+    """What a rig test does inside the guest: an alarm input pulled up, a light level set."""
+    alarm = next(line.offset for line in board.rig.gpio_lines if line.name == "alarm-in-2")
+    address = f"{_chip_addr(board):#x}"
+    with GuestShell(folder / "console.sock") as guest:
+        status, chip = guest.run("ls -d /sys/devices/platform/gpio-sim.*/gpiochip0")
+        assert status == 0
+        line = f"{chip.strip()}/sim_gpio{alarm}"
+        assert guest.run(f"cat {line}/value") == (0, "0\n")
+        assert guest.run(f"echo pull-up > {line}/pull && cat {line}/value") == (0, "1\n")
+        assert guest.run(f"i2cset -y 0 {address} 0x10 0x42 && i2cget -y 0 {address} 0x10") == (
+            0,
+            "0x42\n",
+        )
+        assert guest.run("false")[0] == 1
+    vigil = [str(Path(sys.executable).parent / "vigil"), "rig"]
+    done = subprocess.run(
+        [*vigil, "exec", "--dir", str(folder), board.name, "--", "cat", f"{line}/value"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout) == (0, "1\n")
+    done = subprocess.run(
+        [*vigil, "monitor", "--dir", str(folder), board.name],
+        input="info status\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "VM status: running" in done.stdout
 
 
 def test_canary_sees_the_rig_hardware(board: RigBoard, canary: CanaryGuest, tmp_path: Path) -> None:
@@ -83,6 +120,9 @@ def test_canary_sees_the_rig_hardware(board: RigBoard, canary: CanaryGuest, tmp_
         pull_card(folder)
         wait_for("the card's removal", lambda: card_state(console(folder)) is not None, 30)
         assert card_state(console(folder)) == "removed"
+
+        wait_for("the canary's shell", lambda: SHELL in console(folder), 10)
+        _drive_the_guest(folder, board)
     finally:
         dome.stop()
         port.close()

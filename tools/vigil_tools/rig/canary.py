@@ -8,7 +8,9 @@ dome UART carries a Pelco-D frame to the host PTY, and the guest reaches the hos
 rig's network namespace. The gpiod tools and their libraries come from the host (package gpiod:
 the host is Debian bookworm amd64 like the guest); busybox-static and the kernel come from
 Debian's archive at the pinned version. With `vigil_canary.card` on the kernel command line the
-canary then waits for the SD card to be pulled (through the monitor) and says whether it went.
+canary then waits for the SD card to be pulled (through the monitor) and says whether it went;
+with `vigil_canary.shell` it then leaves a shell on the console (for `guest_shell`) instead of
+powering off.
 
 The initramfs is an uncompressed newc cpio (nothing to inflate under emulation), kept as
 build/<board>/canary/initrd-<key>.cpio, the key a digest of everything in it.
@@ -36,6 +38,8 @@ BEGIN = "@@VIGIL-CANARY-BEGIN"
 END = "@@VIGIL-CANARY-END"
 CARD = "@@VIGIL-CANARY-CARD"
 CARD_FLAG = "vigil_canary.card"
+SHELL = "@@VIGIL-CANARY-SHELL"
+SHELL_FLAG = "vigil_canary.shell"
 GPIO_TOOLS = ("gpioinfo", "gpiomon", "gpioset")
 ALARM_LINE = "alarm-in-1"  # the line the canary raises (an input)
 RELAY_LINE = "relay-out-1"  # the line the canary drives (an output)
@@ -129,6 +133,10 @@ if grep -q {CARD_FLAG} /proc/cmdline; then
   i=0; while [ -e /sys/block/mmcblk0 ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
   [ -e /sys/block/mmcblk0 ] && echo "{CARD} present" || echo "{CARD} removed"
 fi
+if grep -q {SHELL_FLAG} /proc/cmdline; then
+  echo {SHELL}
+  exec sh
+fi
 poweroff -f
 """
 
@@ -204,7 +212,7 @@ def build_canary(board: RigBoard, out_dir: Path | None = None) -> CanaryGuest:
             _stage(Path(tmp), init, modules, busybox, host)
             _cpio(Path(tmp), busybox, initrd)
     vmlinuz = image / "boot" / f"vmlinuz-{kernel.release}"
-    append = f"console=ttyS0 loglevel=1 net.ifnames=0 {CARD_FLAG}"
+    append = f"console=ttyS0 loglevel=1 net.ifnames=0 {CARD_FLAG} {SHELL_FLAG}"
     return CanaryGuest(vmlinuz, initrd, tuple(order), append)
 
 

@@ -1,12 +1,13 @@
-"""`vigil rig up|down|console|monitor BOARD`: the board booted in QEMU with emulated hardware.
+"""`vigil rig up|down|console|monitor|exec BOARD`: the board booted in QEMU with emulated hardware.
 
 `up` boots the board's image (`--image`, by default build/<board>/disk.img when it exists) or a
 kernel with its initrd, and prints where everything is; `down` stops it and removes its network
 namespace; `console` joins the serial console; `monitor` runs one human-monitor command
 (`system_reset`; `-- eject -f card` pulls the SD card; `info block`) or, without one, joins the
-human monitor. Options go before BOARD (`vigil rig monitor --dir D BOARD info status`). The
-rig's state is kept in build/rig/<board>/ (`--dir` picks another folder, so that tests run their
-own rig).
+human monitor; `exec` runs one shell command in the guest through the console (which must hold
+a shell) and exits with its status. Options go before BOARD (`vigil rig monitor --dir D BOARD
+info status`). The rig's state is kept in build/rig/<board>/ (`--dir` picks another folder, so
+that tests run their own rig).
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import sys
 from pathlib import Path
 
 from vigil_tools.rig import terminal
+from vigil_tools.rig.guest_shell import GuestShell, GuestShellError
 from vigil_tools.rig.netns import NetnsError, exec_args
 from vigil_tools.rig.qemu import Boot, RigError, RigState, default_folder, down, monitor_socket, up
 from vigil_tools.rig.qmp import Qmp, QmpError
 from vigil_tools.rig.spec import SpecError, load_rig_board
 
-ERRORS = (RigError, SpecError, QmpError, NetnsError, OSError)
+ERRORS = (RigError, SpecError, QmpError, NetnsError, GuestShellError, OSError)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -42,6 +44,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     monitor.add_argument(
         "words", nargs="*", metavar="COMMAND", help="e.g. system_reset; -- eject -f card"
     )
+    shell = actions.add_parser("exec", parents=[common], help="run a shell command in the guest")
+    shell.add_argument("words", nargs="+", metavar="COMMAND", help="e.g. -- cat /proc/uptime")
 
 
 def _boot(args: argparse.Namespace, board: str) -> Boot:
@@ -80,6 +84,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"rig {state.board} down: QEMU {state.pid} stopped, {state.netns} removed")
         elif args.rig_action == "console":
             terminal.join(monitor_socket(folder, "console"))
+        elif args.rig_action == "exec":
+            with GuestShell(monitor_socket(folder, "console")) as guest:
+                status, output = guest.run(" ".join(args.words))
+            print(output, end="")
+            return min(status, 255)
         elif args.words:
             with Qmp(monitor_socket(folder, "qmp")) as qmp:
                 print(qmp.hmp(" ".join(args.words)), end="")
