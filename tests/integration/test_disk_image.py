@@ -191,8 +191,16 @@ def install_slot_b(image: Path, squashfs: Path) -> None:
         disk_file.write(squashfs.read_bytes())
 
 
-def boot(image: Path, tmp: Path) -> tuple[str, float]:
-    """Boots `image` in QEMU (q35, OVMF, TCG) until the initramfs powers off: (slot, seconds)."""
+@dataclass(frozen=True)
+class Boot:
+    slot: str  # the rauc.slot the kernel was given
+    seconds: float  # QEMU's start to its exit
+    console: str
+
+
+def boot(image: Path, tmp: Path, *, reboot: bool = False) -> Boot:
+    """Boots `image` in QEMU (q35, OVMF, TCG) until the initramfs powers off. With `reboot`,
+    a guest reset restarts the firmware (as on a board) instead of ending QEMU."""
     vars_copy = tmp / "OVMF_VARS.fd"
     shutil.copyfile(OVMF_VARS, vars_copy)
     command = [
@@ -202,12 +210,12 @@ def boot(image: Path, tmp: Path) -> tuple[str, float]:
         "-accel", "tcg",
         "-m", "512",
         "-display", "none",
-        "-no-reboot",
         "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
         "-drive", f"if=pflash,format=raw,unit=1,file={vars_copy}",
         "-drive", f"if=none,id=disk,format=raw,file={image}",
         "-device", "virtio-blk-pci,drive=disk",
         "-serial", "stdio",
+        *([] if reboot else ["-no-reboot"]),
     ]  # fmt: skip
     started = time.monotonic()
     result = subprocess.run(command, capture_output=True, timeout=BOOT_TIMEOUT, check=False)
@@ -216,7 +224,7 @@ def boot(image: Path, tmp: Path) -> tuple[str, float]:
     slots = re.findall(rf"^{SLOT_MARK} (\S+)\r?$", console, re.MULTILINE)
     assert result.returncode == 0 and len(slots) == 1, console[-3000:]
     print(f"booted slot {slots[0]} in {seconds:.1f} s")
-    return slots[0], seconds
+    return Boot(slots[0], seconds, console)
 
 
 def test_partition_table(disk: Path, squashfs: Path) -> None:
@@ -292,7 +300,7 @@ def test_bad_squashfs_changes_nothing(tmp_path: Path) -> None:
 
 def test_boots_slot_a_and_marks_the_try(disk: Path, tmp_path: Path) -> None:
     image = copy_disk(disk, tmp_path)
-    assert boot(image, tmp_path)[0] == "A"
+    assert boot(image, tmp_path).slot == "A"
     # GRUB saved the try mark before starting A: until RAUC marks A good, A is "tried".
     assert grubenv_values(image) == {
         "ORDER": "A B", "A_OK": "1", "B_OK": "0", "A_TRY": "1", "B_TRY": "0"
@@ -312,10 +320,10 @@ def test_rauc_activates_b_and_grub_falls_back(disk: Path, squashfs: Path, tmp_pa
     assert grubenv_values(image) == {
         "ORDER": "B A", "A_OK": "1", "B_OK": "1", "A_TRY": "0", "B_TRY": "0"
     }  # fmt: skip
-    assert boot(image, tmp_path)[0] == "B"
+    assert boot(image, tmp_path).slot == "B"
     assert grubenv_values(image)["B_TRY"] == "1"
     # B never got `rauc status mark-good` (its vigild did not come up): the next start is A's.
-    assert boot(image, tmp_path)[0] == "A"
+    assert boot(image, tmp_path).slot == "A"
     values = grubenv_values(image)
     assert (values["ORDER"], values["A_TRY"], values["B_TRY"]) == ("B A", "1", "1")
 
@@ -331,4 +339,17 @@ def test_rauc_mark_good_and_bad(disk: Path, tmp_path: Path) -> None:
         rauc.status("mark-bad")
     assert grubenv_values(image) == {
         "ORDER": "B A", "A_OK": "1", "B_OK": "0", "A_TRY": "0", "B_TRY": "0"
+    }  # fmt: skip
+
+
+def test_slot_that_cannot_load_falls_back(disk: Path, tmp_path: Path) -> None:
+    """B marked active but holding no root (a write cut short): GRUB cannot load its kernel,
+    restarts the machine, and the saved try mark sends the next start to A."""
+    image = copy_disk(disk, tmp_path)
+    set_grubenv(image, tmp_path, ORDER="B A", B_OK="1", B_TRY="0")
+    result = boot(image, tmp_path, reboot=True)
+    assert result.slot == "A"
+    assert "Vigil: slot B does not boot; restarting" in result.console
+    assert grubenv_values(image) == {
+        "ORDER": "B A", "A_OK": "1", "B_OK": "1", "A_TRY": "1", "B_TRY": "1"
     }  # fmt: skip
