@@ -113,6 +113,7 @@ def test_canary_sees_the_rig_hardware(board: RigBoard, canary: CanaryGuest, tmp_
         assert report.gpio_lines == {line.offset: line.name for line in board.rig.gpio_lines}
         assert "RISING EDGE offset: 0" in report.one("gpio_edge")
         assert report.one("gpio_output") == "1"
+        assert report.one("dhcp_address") == board.rig.guest_address.with_prefixlen
         assert report.one("net_ping") == "ok"
         expected = Frame(DOME_ADDRESS, Move(pan=1, pan_speed=0x20))
         wait_for("the dome frame", lambda: any(r.frame == expected for r in dome.received), 10)
@@ -129,4 +130,5 @@ def test_canary_sees_the_rig_hardware(board: RigBoard, canary: CanaryGuest, tmp_
         assert main(["rig", "down", "--dir", str(folder), board.name]) == 0
     wait_for("QEMU's exit", lambda: not running(state.pid), 5)
     assert state.netns not in namespaces()
+    assert not running(state.dhcp_pid)
     assert not any(folder.glob("*.sock")) and not (folder / "state.json").exists()

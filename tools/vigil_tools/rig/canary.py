@@ -119,7 +119,10 @@ say i2c0 "$(cat /sys/bus/i2c/devices/i2c-0/name)"
 i2cdetect -y -r 0 | while read -r l; do say i2cdetect "$l"; done
 ip link set lo up
 ip link set eth0 up
-ip addr add {rig.guest_address.with_prefixlen} dev eth0
+printf '#!/bin/sh\n[ "$1" = bound ] && ip addr add $ip/$mask dev $interface\n' > /bin/dhcp-event
+chmod +x /bin/dhcp-event
+udhcpc -i eth0 -n -q -t 10 -T 1 -s /bin/dhcp-event > /dev/null 2>&1
+say dhcp_address "$(ip -4 -o addr show dev eth0 | awk '{{print $4}}')"
 r=failed; i=0
 while [ $i -lt 20 ]; do
   ping -c 1 -W 1 {rig.host_address.ip} > /dev/null 2>&1 && r=ok && break; i=$((i+1))

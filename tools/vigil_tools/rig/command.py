@@ -64,7 +64,9 @@ def _boot(args: argparse.Namespace, board: str) -> Boot:
 def _print_up(state: RigState) -> None:
     folder = state.path
     print(f"rig {state.board} up: QEMU pid {state.pid}")
-    print(f"  network    {state.netns}: host {state.host_address}, guest {state.guest_address}")
+    print(
+        f"  network    {state.netns}: host {state.host_address}, guest {state.guest_address} (DHCP)"
+    )
     print(f"             clients: {' '.join(exec_args(state.netns))} <command>")
     print(f"  console    {folder / 'console.sock'} (log {folder / 'console.log'})")
     print(f"  dome UART  {state.dome_pty} (vigil ptz-sim --port {folder / 'dome'})")

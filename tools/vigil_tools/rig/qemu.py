@@ -14,7 +14,8 @@ machine kind; a board may name another accelerator once a canary proves it), no 
   hotplugging"). `change card <file> raw` puts a card back;
 - the SD card: `sdhci-pci` with `sd-card` (id `sdcard`) on a raw image file whose size QEMU wants
   a power of two (`card.img` in the rig folder, made sparse at rig.toml's size when not given);
-- the network: the NIC on tap0 in the rig's namespace (`netns`), QEMU started inside it;
+- the network: the NIC on tap0 in the rig's namespace (`netns`), QEMU started inside it, and a
+  DHCP server there that leases rig.toml's guest address to the NIC (`dhcp`);
 - boot: a disk image (`--image`, virtio-blk, UEFI firmware from OVMF with its variables copied
   into the rig folder) or a kernel and initrd (`--kernel/--initrd`, e.g. the canary).
 
@@ -32,7 +33,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from vigil_tools.rig import netns
+from vigil_tools.rig import dhcp, netns
+from vigil_tools.rig.debs import DebError
 from vigil_tools.rig.qmp import Qmp, QmpError
 from vigil_tools.rig.spec import REPO_BOARDS, RigBoard
 
@@ -81,6 +83,7 @@ class RigState:
     host_address: str
     guest_address: str
     started: float
+    dhcp_pid: int = 0
 
     @property
     def path(self) -> Path:
@@ -104,13 +107,18 @@ def load_state(folder: Path) -> RigState:
         raise RigError(f"{folder / STATE} is damaged ({exc}); remove the folder") from None
 
 
-def _alive(pid: int, folder: Path) -> bool:
-    """Whether `pid` is still this rig's QEMU (its command line names our QMP socket)."""
+def _owned(pid: int, marker: Path) -> bool:
+    """Whether `pid` runs with `marker` (a path of this rig's) on its command line."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return any(str(_sockets(folder)["qmp"]).encode() in arg for arg in cmdline)
+    return pid > 0 and any(str(marker).encode() in arg for arg in cmdline)
+
+
+def _alive(pid: int, folder: Path) -> bool:
+    """Whether `pid` is still this rig's QEMU (its command line names our QMP socket)."""
+    return _owned(pid, _sockets(folder)["qmp"])
 
 
 def _card(board: RigBoard, folder: Path, card: Path | None) -> Path:
@@ -204,7 +212,9 @@ def up(board: RigBoard, boot: Boot, folder: Path, card: Path | None = None) -> R
     _prepare(folder)
     card = _card(board, folder, card)
     network = netns.create(board.rig.host_address)
+    dhcp_pid = 0
     try:
+        dhcp_pid = dhcp.start(network, board.rig.guest_address, _mac(board.name), folder)
         argv = qemu_argv(board, boot, folder, card, network.tap)
         result = subprocess.run(
             [*netns.exec_args(network.netns), *argv],
@@ -217,7 +227,8 @@ def up(board: RigBoard, boot: Boot, folder: Path, card: Path | None = None) -> R
             raise RigError(f"QEMU did not start: {result.stderr.strip()}")
         pid = int((folder / "qemu.pid").read_text())
         pty = _dome_pty(_sockets(folder)["qmp"])
-    except (RigError, QmpError, OSError, ValueError, subprocess.TimeoutExpired) as exc:
+    except (RigError, QmpError, DebError, OSError, ValueError, subprocess.TimeoutExpired) as exc:
+        _stop_dhcp(dhcp_pid, folder)
         netns.delete(network.netns)
         raise RigError(str(exc)) from None
     dome = folder / "dome"
@@ -233,6 +244,7 @@ def up(board: RigBoard, boot: Boot, folder: Path, card: Path | None = None) -> R
         host_address=network.host_address,
         guest_address=board.rig.guest_address.with_prefixlen,
         started=time.time(),
+        dhcp_pid=dhcp_pid,
     )
     (folder / STATE).write_text(json.dumps(asdict(state), indent=2) + "\n")
     return state
@@ -255,9 +267,16 @@ def _stop_qemu(state: RigState) -> None:
         time.sleep(0.2)
 
 
+def _stop_dhcp(pid: int, folder: Path) -> None:
+    if _owned(pid, folder / dhcp.CONFIG):
+        os.kill(pid, signal.SIGTERM)
+    dhcp.cleanup(folder)
+
+
 def _cleanup(state: RigState) -> None:
-    netns.delete(state.netns)
     folder = state.path
+    _stop_dhcp(state.dhcp_pid, folder)
+    netns.delete(state.netns)
     for path in [*_sockets(folder).values(), folder / "qemu.pid", folder / "dome"]:
         path.unlink(missing_ok=True)
     (folder / "ovmf-vars.fd").unlink(missing_ok=True)
