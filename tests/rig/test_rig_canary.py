@@ -35,7 +35,7 @@ from vigil_tools.rig.canary import (
     parse_report,
 )
 from vigil_tools.rig.guest_shell import GuestShell
-from vigil_tools.rig.netns import namespaces
+from vigil_tools.rig.netns import exec_args, namespaces
 from vigil_tools.rig.qemu import load_state, pull_card
 from vigil_tools.rig.spec import RigBoard
 
@@ -51,8 +51,15 @@ def _chip_addr(board: RigBoard) -> int:
     return int(match[1], 16)
 
 
+def _vigil(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    vigil = str(Path(sys.executable).parent / "vigil")
+    return subprocess.run([vigil, *args], input=stdin, capture_output=True, text=True, timeout=60)
+
+
 def _drive_the_guest(folder: Path, board: RigBoard) -> None:
-    """What a rig test does inside the guest: an alarm input pulled up, a light level set."""
+    """What a rig test does inside the guest (an alarm input pulled up, a light level set) and
+    over the network (HTTP to the guest from inside the namespace); the CLI's console, exec and
+    monitor through pipes."""
     alarm = next(line.offset for line in board.rig.gpio_lines if line.name == "alarm-in-2")
     address = f"{_chip_addr(board):#x}"
     with GuestShell(folder / "console.sock") as guest:
@@ -66,22 +73,26 @@ def _drive_the_guest(folder: Path, board: RigBoard) -> None:
             "0x42\n",
         )
         assert guest.run("false")[0] == 1
-    vigil = [str(Path(sys.executable).parent / "vigil"), "rig"]
-    done = subprocess.run(
-        [*vigil, "exec", "--dir", str(folder), board.name, "--", "cat", f"{line}/value"],
+        web = "mkdir -p /www && echo vigil-canary > /www/index.html && httpd -p 80 -h /www"
+        assert guest.run(web)[0] == 0
+    state = load_state(folder)
+    url = f"http://{board.rig.guest_address.ip}/index.html"
+    fetched = subprocess.run(
+        [*exec_args(state.netns), "curl", "-sS", "--max-time", "20", url],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=30,
     )
+    assert fetched.stdout == "vigil-canary\n", fetched.stderr
+    rig = ("rig", "--dir", str(folder), board.name)
+    done = _vigil(rig[0], "exec", *rig[1:], "--", "cat", f"{line}/value")
     assert (done.returncode, done.stdout) == (0, "1\n")
-    done = subprocess.run(
-        [*vigil, "monitor", "--dir", str(folder), board.name],
-        input="info status\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
+    done = _vigil(rig[0], "exec", *rig[1:], "--", "sh", "-c", "'exit 3'")
+    assert done.returncode == 3
+    assert "VM status: running" in _vigil(rig[0], "monitor", *rig[1:], stdin="info status\n").stdout
+    assert (
+        "canary-42" in _vigil(rig[0], "console", *rig[1:], stdin="echo canary-$((40+2))\n").stdout
     )
-    assert "VM status: running" in done.stdout
 
 
 def test_canary_sees_the_rig_hardware(board: RigBoard, canary: CanaryGuest, tmp_path: Path) -> None:
@@ -131,4 +142,38 @@ def test_canary_sees_the_rig_hardware(board: RigBoard, canary: CanaryGuest, tmp_
     wait_for("QEMU's exit", lambda: not running(state.pid), 5)
     assert state.netns not in namespaces()
     assert not running(state.dhcp_pid)
+    assert not _processes_naming(folder)
     assert not any(folder.glob("*.sock")) and not (folder / "state.json").exists()
+
+
+def _processes_naming(folder: Path) -> list[int]:
+    """Live processes whose command line names a path in `folder`."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if str(folder).encode() in cmdline and running(int(proc.name)):
+            found.append(int(proc.name))
+    return found
+
+
+def test_a_refused_start_leaves_nothing(board: RigBoard, tmp_path: Path) -> None:
+    """A card QEMU cannot take, or a kernel it cannot load: an error, no namespace, no process."""
+    before = namespaces()
+    card, kernel = tmp_path / "card.img", tmp_path / "vmlinuz"
+    with card.open("wb") as file:
+        file.truncate(3 * 1024 * 1024)
+    kernel.write_text("not a kernel\n")
+    folder = tmp_path / "rig"
+    up = ["rig", "up", "--dir", str(folder), board.name, "--kernel", str(kernel)]
+    done = _vigil(*up, "--card", str(card))
+    assert done.returncode == 1 and "power of two" in done.stderr
+    done = _vigil(*up)
+    assert done.returncode == 1 and "QEMU did not start" in done.stderr
+    assert namespaces() == before
+    assert not (folder / "state.json").exists() and not (folder / "udhcpd.conf").exists()
+    assert not _processes_naming(folder)
+    done = _vigil("rig", "down", "--dir", str(folder), board.name)
+    assert done.returncode == 1 and "no rig is up" in done.stderr
