@@ -1,46 +1,44 @@
 """RtspIngest: another camera's RTSP stream into a StreamHub as it is (no decoding, no re-encoding).
 
-PyAV (libavformat's RTSP client and its H.264/H.265 parser) pulls the stream over TCP in a
-thread of its own; each packet it yields is one access unit, published on the event loop. What
-the rest of the media plane relies on is made true here:
+The RTSP client is Vigil's own (`rtsp_pull.RtspPull`), on the event loop: interleaved RTP over
+TCP read in large chunks and depacketized into access units, each published into the hub
+where it is assembled, with no thread and no hand-over. What the rest of the media plane
+relies on is made true here:
 
 - Annex B with parameter sets in band on every keyframe. Many cameras send SPS/PPS (and VPS)
-  only in the SDP's `sprop-*` (libavformat puts them in the codec's extradata) or only on the
-  first keyframe; the latest sets seen, in band or in the extradata, go in front of any
-  keyframe that lacks them, so a recorder or a client can start on any keyframe.
-- pts on the 90 kHz clock, increasing across reconnects: each session's timestamps are
+  only in the SDP's `sprop-*` or only on the first keyframe; the latest sets seen, in band or
+  in the SDP, go in front of any keyframe that lacks them, so a recorder or a client can start
+  on any keyframe. A session's units before its first keyframe are not published (nothing
+  can start on them), and the picture size is read from the SPS.
+- pts on the 90 kHz clock, increasing across reconnects: each session's RTP timestamps are
   anchored where the previous session's ended plus the time that passed, so the hub's RTP
   timestamps and the recorder's timeline carry on (a recorder sees the outage as a gap).
 - `captured_at` is the arrival time (`time.monotonic()`): the best this side knows of it.
 
-A source that goes away (refused, closed, or silent for `read_timeout` seconds) is retried with
-doubling back-off; each change of state is one log line. `stop` ends the session (TEARDOWN)
-within about `read_timeout` at worst: libavformat's blocking read cannot be interrupted sooner
-from Python, and a live stream wakes it every frame anyway.
+A source that goes away (refused, closed, or without media for `read_timeout` seconds) is
+retried with doubling back-off; each change of state is one log line. `stop` ends the session
+(TEARDOWN) at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import threading
 import time
 from dataclasses import dataclass
-from fractions import Fraction
-from typing import Any
-
-import av
 
 from vigil.media.frames import RTP_CLOCK, AccessUnit
 from vigil.media.hub import StreamHub
 from vigil.media.rtp import make_packetizer
+from vigil.media.rtsp_pull import PullError, RtspPull, Track, h264_size, h265_size
 
 log = logging.getLogger(__name__)
 
-CODECS = {"h264": "H264", "hevc": "H265"}  # libavcodec name -> AccessUnit codec
 START_CODE = b"\x00\x00\x00\x01"
 # H.264: SPS, PPS (AUD 9). H.265: VPS, SPS, PPS (AUD 35). A slice ends the search for sets.
 PARAMETER_SET_TYPES = {"H264": (7, 8), "H265": (32, 33, 34)}
+SPS_TYPE = {"H264": 7, "H265": 33}
 AUD_TYPE = {"H264": 9, "H265": 35}
 # A pts step this much longer than the time between arrivals is the source's own discontinuity
 # (its encoder restarted): the timeline is anchored again on arrival time.
@@ -171,62 +169,63 @@ class RtspIngest:
         backoff: tuple[float, float] = BACKOFF_S,
         options: dict[str, str] | None = None,
     ) -> None:
-        """`read_timeout`: a source silent this long is lost (well within SPEC's 10 s)."""
+        """`read_timeout`: a source without media this long is lost (well within SPEC's 10 s).
+        `options`: only `rtsp_transport=tcp` (interleaved) is supported, and is the default."""
+        transport = (options or {}).get("rtsp_transport", "tcp")
+        if transport != "tcp":
+            raise ValueError(f"rtsp_transport {transport!r}: only tcp is supported")
         self.url = url
         self.stream_id = stream_id
         self.hub = hub
         self.open_timeout = open_timeout
         self.read_timeout = read_timeout
         self.backoff = backoff
-        self.options = {"rtsp_transport": "tcp", **(options or {})}
         self.stats = IngestStats()
         self._timeline = Timeline()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
         self._delivered = False  # the current session has published a unit
+        # The current session's state.
+        self._codec = "H264"
+        self._keeper = ParameterSetKeeper("H264", None)
+        self._sps = b""
+        self._size = (0, 0)
+        self._ts32 = -1  # the last RTP timestamp, and its value unwrapped
+        self._ticks = 0
 
-    # -- control (event loop) -----------------------------------------------------------------
+    # -- control ------------------------------------------------------------------------------
     async def start(self) -> None:
-        if self._thread is not None:
+        if self._task is not None:
             return
-        self._loop = asyncio.get_running_loop()
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, name=f"vigil-ingest-{self.stream_id}", daemon=True
-        )
-        self._thread.start()
+        self._task = asyncio.create_task(self._run(), name=f"vigil-ingest-{self.stream_id}")
 
     async def stop(self) -> None:
-        thread, self._thread = self._thread, None
-        if thread is None:
+        task, self._task = self._task, None
+        if task is None:
             return
-        self._stop.set()
-        await asyncio.to_thread(thread.join)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
         self._set_state("stopped", "stopped")
 
     @property
     def running(self) -> bool:
-        return self._thread is not None
+        return self._task is not None
 
-    # -- the ingest thread --------------------------------------------------------------------
-    def _run(self) -> None:
+    # -- sessions -----------------------------------------------------------------------------
+    async def _run(self) -> None:
         delay = self.backoff[0]
         reported = ""  # the failure last logged: a source that stays down logs once
-        while not self._stop.is_set():
+        while True:
             self._set_state("connecting", f"connecting to {self._safe_url()}", quiet=bool(reported))
             self._delivered = False
             try:
-                self._session()
+                await self._session()
                 reason = "the source ended the stream"
-            except (av.FFmpegError, OSError, SessionLost) as exc:
-                # libavformat's messages quote the URL, credentials included.
+            except (OSError, PullError, SessionLost) as exc:
                 reason = (str(exc) or type(exc).__name__).replace(self.url, self._safe_url())
             except Exception as exc:  # a bug must not end the ingest: log it, retry
                 log.exception("stream %d: ingest failed", self.stream_id)
                 reason = repr(exc)
-            if self._stop.is_set():
-                return
             self.stats.failures += 1
             self.stats.last_error = reason
             if self._delivered:
@@ -235,75 +234,90 @@ class RtspIngest:
             message = f"source lost ({reason}); retrying in {delay:g} s"
             self._set_state("waiting", message, quiet=reason == reported)
             reported = reason
-            self._stop.wait(delay)
+            await asyncio.sleep(delay)
             delay = min(delay * 2, self.backoff[1])
 
-    def _session(self) -> None:
-        """One connection, demuxed until it ends, stalls or the ingest stops."""
-        container: Any = av.open(
-            self.url, options=self.options, timeout=(self.open_timeout, self.read_timeout)
-        )
+    async def _session(self) -> None:
+        """One connection, played until it ends, stalls or the ingest stops."""
+        pull = RtspPull(self.url, self._on_unit, self._on_track)
         try:
-            if not container.streams.video:
-                raise SessionLost("the source has no video track")
-            stream = container.streams.video[0]
-            codec = CODECS.get(stream.codec_context.name)
-            if codec is None:
-                raise SessionLost(f"{stream.codec_context.name} cannot be ingested")
-            self._demux(container, stream, codec)
+            try:
+                await asyncio.wait_for(pull.open(), self.open_timeout)
+            except TimeoutError:
+                raise SessionLost(f"no answer within {self.open_timeout:g} s") from None
+            await self._watch(pull)
         finally:
-            container.close()  # sends TEARDOWN while the connection is up
+            pull.close()  # sends TEARDOWN while the connection is up
 
-    def _demux(self, container: Any, stream: Any, codec: str) -> None:
-        context = stream.codec_context
-        keeper = ParameterSetKeeper(codec, context.extradata)
-        scale = Fraction(stream.time_base or Fraction(1, RTP_CLOCK)) * RTP_CLOCK  # RTSP: 1
-        width, height = context.width, context.height
+    def _on_track(self, track: Track) -> None:
+        """The session's track, before its first unit."""
+        self._codec = track.codec
+        self._keeper = ParameterSetKeeper(track.codec, track.parameter_sets or None)
+        self._sps = b""
+        self._size = (0, 0)
+        self._learn_size()
+        self._ts32 = -1
         self._timeline.new_session()
-        self._call(self._ensure_codec, codec)
-        for packet in container.demux(stream):
-            if self._stop.is_set():
-                break
-            if packet.size == 0:
-                continue  # the flush packet at the end of the stream
-            arrival = time.monotonic()
-            ticks = packet.pts if packet.pts is not None else packet.dts
-            if ticks is not None and scale != 1:
-                ticks = round(ticks * scale)
-            pts = self._timeline.map(ticks, arrival)
-            data = bytes(packet)
-            if packet.is_keyframe:
-                completed = keeper.complete(data)
-                self.stats.sets_inserted += completed is not data
-                data = completed
-            au = AccessUnit(
-                self.stream_id, codec, data, pts, packet.is_keyframe, arrival, width, height
-            )
-            if not self._delivered:
-                self._delivered = True
-                self.stats.connects += 1
-                self._set_state("streaming", f"streaming {codec} {width}x{height}")
-            self._call(self._publish, au)
+        self._ensure_codec(track.codec)
 
-    # -- on the event loop --------------------------------------------------------------------
-    def _call(self, function: Any, *args: Any) -> None:
-        assert self._loop is not None
-        try:
-            self._loop.call_soon_threadsafe(function, *args)
-        except RuntimeError:  # the loop is closed: the daemon is going down
-            self._stop.set()
+    async def _watch(self, pull: RtspPull) -> None:
+        """Until the connection ends or the media stops; keeps the RTSP session alive."""
+        assert pull.closed is not None
+        keepalive_at = time.monotonic() + pull.keepalive_s
+        while True:
+            now = time.monotonic()
+            silent_at = pull.last_media + self.read_timeout
+            if now >= silent_at:
+                raise SessionLost(f"no media for {self.read_timeout:g} s")
+            if now >= keepalive_at:
+                pull.keep_alive()
+                keepalive_at = now + pull.keepalive_s
+            await asyncio.wait((pull.closed,), timeout=min(silent_at, keepalive_at) - now)
+            if pull.closed.done():
+                raise SessionLost(pull.closed.result())
+
+    def _on_unit(self, data: bytes, timestamp: int, keyframe: bool, arrival: float) -> None:
+        """One access unit from the connection (on the event loop)."""
+        if keyframe:
+            completed = self._keeper.complete(data)
+            self.stats.sets_inserted += completed is not data
+            data = completed
+            self._learn_size()
+        elif not self._delivered:
+            return  # nothing can start on it
+        if self._ts32 < 0:
+            self._ticks = timestamp
+        else:
+            step = (timestamp - self._ts32) & 0xFFFFFFFF
+            self._ticks += step - (1 << 32) if step >= 1 << 31 else step
+        self._ts32 = timestamp
+        pts = self._timeline.map(self._ticks, arrival)
+        width, height = self._size
+        au = AccessUnit(self.stream_id, self._codec, data, pts, keyframe, arrival, width, height)
+        if not self._delivered:
+            self._delivered = True
+            self.stats.connects += 1
+            self._set_state("streaming", f"streaming {self._codec} {width}x{height}")
+        self.stats.units += 1
+        self.stats.bytes += len(data)
+        self.stats.keyframes += keyframe
+        self.hub.publish(au)
+
+    def _learn_size(self) -> None:
+        """The picture size from the latest SPS, when it changed."""
+        sps = self._keeper.sets.get(SPS_TYPE[self._codec], b"")
+        if sps and sps != self._sps:
+            self._sps = sps
+            try:
+                self._size = (h264_size if self._codec == "H264" else h265_size)(sps)
+            except ValueError as exc:
+                log.warning("stream %d: unreadable SPS (%s)", self.stream_id, exc)
 
     def _ensure_codec(self, codec: str) -> None:
         """A camera switched codecs: the hub's description (and its sessions) must change."""
         if self.hub.packetizer.encoding_name != codec:
             log.info("stream %d: the source is now %s", self.stream_id, codec)
             self.hub.replace_packetizer(make_packetizer(codec))
-
-    def _publish(self, au: AccessUnit) -> None:
-        self.stats.units += 1
-        self.stats.bytes += len(au.data)
-        self.stats.keyframes += au.keyframe
-        self.hub.publish(au)
 
     # -- helpers ------------------------------------------------------------------------------
     def _set_state(self, state: str, message: str, *, quiet: bool = False) -> None:

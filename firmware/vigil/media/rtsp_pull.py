@@ -1,0 +1,614 @@
+"""An RTSP client on the event loop: one camera's H.264/H.265 stream as access units.
+
+One `RtspPull` is one RTSP connection: DESCRIBE, SETUP (RTP/AVP/TCP interleaved, the only
+transport that crosses NATs and loses nothing), PLAY, with Digest (or Basic) authentication
+when the camera asks for it. Interleaved RTP is read in large chunks straight off the socket
+by the event loop and depacketized (RFC 6184: single NAL units, STAP-A, FU-A; RFC 7798:
+single, AP, FU) into Annex B access units, one call of `on_unit` per access unit, on the loop
+itself: no thread, no hand-over, no decoding. Only what the recorder and the hub need is
+looked at: NAL unit types (keyframes), the RTP timestamp, and the SPS for the picture size.
+
+A unit ends at its marker bit, or when a packet of another timestamp begins the next. A gap
+in the sequence numbers (a camera that skipped packets) drops the unit being assembled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from vigil.security.digest import parse_params
+
+MAX_HEAD = 64 * 1024
+MAX_UNIT = 16 * 1024 * 1024  # bytes of one access unit; beyond this the camera is broken
+START = b"\x00\x00\x00\x01"
+DEFAULT_KEEPALIVE_S = 25.0  # below the usual 60 s session timeout
+USER_AGENT = "Vigil"
+
+
+class PullError(Exception):
+    """The camera refused or broke the RTSP exchange."""
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        name = name.lower()
+        return next((v for k, v in self.headers if k == name), None)
+
+    def all(self, name: str) -> list[str]:
+        name = name.lower()
+        return [v for k, v in self.headers if k == name]
+
+
+@dataclass(frozen=True, slots=True)
+class Track:
+    """The video track the SDP offers: its codec, payload type, control URL, parameter sets."""
+
+    codec: str  # "H264" or "H265"
+    payload_type: int
+    control: str
+    parameter_sets: bytes  # Annex B, from sprop-parameter-sets / sprop-vps/sps/pps
+
+
+class Credentials:
+    """Digest (RFC 7616/2617, MD5, qop=auth when offered) or Basic answers."""
+
+    def __init__(self, user: str | None, password: str | None) -> None:
+        self.user, self.password = user or "", password or ""
+        self.present = user is not None
+        self._digest: dict[str, str] | None = None
+        self._basic = False
+        self._count = 0
+
+    def take(self, challenges: list[str]) -> bool:
+        """Adopt a challenge among the WWW-Authenticate values; False if none fits."""
+        if not self.present:
+            return False
+        for value in challenges:
+            if value[:7].lower() == "digest ":
+                params = parse_params(value[7:])
+                if params.get("algorithm", "MD5").upper() == "MD5":
+                    self._digest, self._count = params, 0
+                    return True
+        if any(value[:6].lower() == "basic " for value in challenges):
+            self._basic = True
+            return True
+        return False
+
+    def header(self, method: str, uri: str) -> str | None:
+        c = self._digest
+        if c is None:
+            if self._basic:
+                token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+                return f"Basic {token}"
+            return None
+        self._count += 1
+
+        def md5(text: str) -> str:
+            return hashlib.md5(text.encode()).hexdigest()
+
+        ha1 = md5(f"{self.user}:{c['realm']}:{self.password}")
+        ha2 = md5(f"{method}:{uri}")
+        fields = [
+            f'username="{self.user}"',
+            f'realm="{c["realm"]}"',
+            f'nonce="{c["nonce"]}"',
+            f'uri="{uri}"',
+            "algorithm=MD5",
+        ]
+        if "auth" in c.get("qop", "").split(","):
+            nc, cnonce = f"{self._count:08x}", secrets.token_hex(8)
+            response = md5(f"{ha1}:{c['nonce']}:{nc}:{cnonce}:auth:{ha2}")
+            fields += ["qop=auth", f"nc={nc}", f'cnonce="{cnonce}"']
+        else:
+            response = md5(f"{ha1}:{c['nonce']}:{ha2}")
+        fields.append(f'response="{response}"')
+        if "opaque" in c:
+            fields.append(f'opaque="{c["opaque"]}"')
+        return "Digest " + ", ".join(fields)
+
+
+def split_credentials(url: str) -> tuple[str, str | None, str | None]:
+    """(the URL without user:password, user, password)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    user = unquote(parts.username) if parts.username is not None else None
+    password = unquote(parts.password) if parts.password is not None else None
+    return urlunsplit(parts._replace(netloc=netloc)), user, password
+
+
+def _sprop_sets(fmtp: dict[str, str], names: tuple[str, ...]) -> bytes:
+    units = []
+    for name in names:
+        for item in fmtp.get(name, "").split(","):
+            item = item.strip()
+            if item:
+                with contextlib.suppress(ValueError):
+                    units.append(START + base64.b64decode(item + "=" * (-len(item) % 4)))
+    return b"".join(units)
+
+
+def parse_sdp(sdp: str, base: str) -> Track:
+    """The first H.264 or H.265 video track of `sdp`; `base` resolves a relative control."""
+    media: list[list[str]] = []
+    for line in sdp.splitlines():
+        line = line.strip()
+        if line.startswith("m="):
+            media.append([line])
+        elif media:
+            media[-1].append(line)
+    for lines in media:
+        if not lines[0].startswith("m=video"):
+            continue
+        formats = lines[0].split()[3:]
+        rtpmap: dict[str, str] = {}
+        fmtps: dict[str, dict[str, str]] = {}
+        control = ""
+        for line in lines[1:]:
+            if line.startswith("a=rtpmap:"):
+                pt, _, name = line[len("a=rtpmap:") :].partition(" ")
+                rtpmap[pt] = name.split("/")[0].upper()
+            elif line.startswith("a=fmtp:"):
+                pt, _, params = line[len("a=fmtp:") :].partition(" ")
+                fmtps[pt] = {
+                    k.strip().lower(): v.strip()
+                    for k, _, v in (p.partition("=") for p in params.split(";"))
+                }
+            elif line.startswith("a=control:"):
+                control = line[len("a=control:") :].strip()
+        for pt in formats:
+            codec = {"H264": "H264", "H265": "H265", "HEVC": "H265"}.get(rtpmap.get(pt, ""))
+            if codec is None:
+                continue
+            fmtp = fmtps.get(pt, {})
+            names = (
+                ("sprop-parameter-sets",)
+                if codec == "H264"
+                else ("sprop-vps", "sprop-sps", "sprop-pps")
+            )
+            if control.startswith("rtsp://") or control.startswith("rtsps://"):
+                url = control
+            elif control and control != "*":
+                url = base if base.endswith("/") else base + "/"
+                url += control
+            else:
+                url = base
+            return Track(codec, int(pt), url, _sprop_sets(fmtp, names))
+    raise PullError("the source offers no H.264 or H.265 video")
+
+
+# -- picture size from the SPS ------------------------------------------------------------------
+class _Bits:
+    def __init__(self, data: bytes) -> None:
+        self._value = int.from_bytes(data, "big")
+        self._left = len(data) * 8
+
+    def u(self, count: int) -> int:
+        if count > self._left:
+            raise ValueError("parameter set too short")
+        self._left -= count
+        return (self._value >> self._left) & ((1 << count) - 1)
+
+    def ue(self) -> int:
+        zeros = 0
+        while not self.u(1):
+            zeros += 1
+            if zeros > 31:
+                raise ValueError("bad Exp-Golomb code")
+        return (1 << zeros) - 1 + self.u(zeros)
+
+    def se(self) -> int:
+        value = self.ue()
+        return (value + 1) // 2 if value & 1 else -(value // 2)
+
+
+def _rbsp(nal: bytes, header: int) -> bytes:
+    body = nal[header:]
+    return body.replace(b"\x00\x00\x03", b"\x00\x00") if b"\x00\x00\x03" in body else body
+
+
+HIGH_PROFILES = (100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135)
+
+
+def _skip_scaling_list(bits: _Bits, size: int) -> None:
+    last = next_scale = 8
+    for _ in range(size):
+        if next_scale:
+            next_scale = (last + bits.se() + 256) % 256
+        last = next_scale or last
+
+
+def h264_size(sps: bytes) -> tuple[int, int]:
+    """(width, height) of an H.264 SPS NAL unit (header byte included), cropping applied."""
+    bits = _Bits(_rbsp(sps, 1))
+    profile = bits.u(8)
+    bits.u(16)  # constraint flags, level
+    bits.ue()  # seq_parameter_set_id
+    chroma = 1
+    separate = 0
+    if profile in HIGH_PROFILES:
+        chroma = bits.ue()
+        if chroma == 3:
+            separate = bits.u(1)
+        bits.ue()  # bit_depth_luma_minus8
+        bits.ue()  # bit_depth_chroma_minus8
+        bits.u(1)  # qpprime_y_zero_transform_bypass_flag
+        if bits.u(1):  # seq_scaling_matrix_present_flag
+            for i in range(8 if chroma != 3 else 12):
+                if bits.u(1):
+                    _skip_scaling_list(bits, 16 if i < 6 else 64)
+    bits.ue()  # log2_max_frame_num_minus4
+    poc_type = bits.ue()
+    if poc_type == 0:
+        bits.ue()
+    elif poc_type == 1:
+        bits.u(1)
+        bits.se()
+        bits.se()
+        for _ in range(bits.ue()):
+            bits.se()
+    bits.ue()  # max_num_ref_frames
+    bits.u(1)  # gaps_in_frame_num_value_allowed_flag
+    width_mbs = bits.ue() + 1
+    height_units = bits.ue() + 1
+    frame_mbs_only = bits.u(1)
+    if not frame_mbs_only:
+        bits.u(1)  # mb_adaptive_frame_field_flag
+    bits.u(1)  # direct_8x8_inference_flag
+    width = width_mbs * 16
+    height = height_units * 16 * (2 - frame_mbs_only)
+    if bits.u(1):  # frame_cropping_flag
+        left, right, top, bottom = bits.ue(), bits.ue(), bits.ue(), bits.ue()
+        if chroma == 0 or separate:
+            unit_x, unit_y = 1, 2 - frame_mbs_only
+        else:
+            unit_x = 2 if chroma in (1, 2) else 1
+            unit_y = (2 if chroma == 1 else 1) * (2 - frame_mbs_only)
+        width -= unit_x * (left + right)
+        height -= unit_y * (top + bottom)
+    return width, height
+
+
+def h265_size(sps: bytes) -> tuple[int, int]:
+    """(width, height) of an H.265 SPS NAL unit (2-byte header included), conformance window
+    applied."""
+    bits = _Bits(_rbsp(sps, 2))
+    bits.u(4)  # sps_video_parameter_set_id
+    sub_layers = bits.u(3)
+    bits.u(1)
+    bits.u(96)  # general profile, tier, level
+    present = [(bits.u(1), bits.u(1)) for _ in range(sub_layers)]
+    if sub_layers:
+        bits.u(2 * (8 - sub_layers))
+    for profile_present, level_present in present:
+        bits.u(88 if profile_present else 0)
+        bits.u(8 if level_present else 0)
+    bits.ue()  # sps_seq_parameter_set_id
+    chroma = bits.ue()
+    if chroma == 3:
+        bits.u(1)
+    width, height = bits.ue(), bits.ue()
+    if bits.u(1):  # conformance_window_flag
+        left, right, top, bottom = bits.ue(), bits.ue(), bits.ue(), bits.ue()
+        unit_x = 2 if chroma in (1, 2) else 1
+        unit_y = 2 if chroma == 1 else 1
+        width -= unit_x * (left + right)
+        height -= unit_y * (top + bottom)
+    return width, height
+
+
+# -- the connection -----------------------------------------------------------------------------
+UnitCallback = Callable[[bytes, int, bool, float], None]  # data, RTP timestamp, key, arrival
+
+
+class RtspPull(asyncio.Protocol):
+    """One RTSP/TCP connection playing one video track; `await open()`, then units flow."""
+
+    def __init__(self, url: str, on_unit: UnitCallback, on_track: Callable[[Track], None]) -> None:
+        """`on_track` is called with the track before PLAY (units may follow at once)."""
+        self.url, user, password = split_credentials(url)
+        self._auth = Credentials(user, password)
+        self._on_unit = on_unit
+        self._on_track = on_track
+        self.track: Track | None = None
+        self.last_media = 0.0  # monotonic time of the last unit (or of the connection)
+        self.closed: asyncio.Future[str] | None = None
+        self._transport: asyncio.Transport | None = None
+        self._buf = bytearray()
+        self._cseq = 0
+        self._pending: dict[int, asyncio.Future[Response]] = {}
+        self._session: str | None = None
+        self._keepalive_s = DEFAULT_KEEPALIVE_S
+        self._channel = 0
+        self._payload_type = -1
+        self._h265 = False
+        # Depacketizer state.
+        self._next_seq = -1
+        self._timestamp = -1
+        self._pieces: list[bytes | bytearray] = []
+        self._size = 0
+        self._key = False
+        self._damaged = False
+
+    # -- connection ----------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self.last_media = time.monotonic()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        reason = f"connection lost: {exc}" if exc else "the source closed the connection"
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(PullError(reason))
+        self._pending.clear()
+        if self.closed is not None and not self.closed.done():
+            self.closed.set_result(reason)
+
+    async def open(self) -> Track:
+        """Connect, DESCRIBE, SETUP and PLAY: the track played."""
+        loop = asyncio.get_running_loop()
+        parts = urlsplit(self.url)
+        if parts.scheme != "rtsp":
+            raise PullError(f"unsupported scheme {parts.scheme!r}")
+        self.closed = loop.create_future()
+        await loop.create_connection(lambda: self, parts.hostname, parts.port or 554)
+        describe = await self._request("DESCRIBE", self.url, [("Accept", "application/sdp")])
+        base = describe.header("content-base") or describe.header("content-location") or self.url
+        track = parse_sdp(describe.body.decode("utf-8", "replace"), base)
+        setup = await self._request(
+            "SETUP", track.control, [("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1")]
+        )
+        session = setup.header("session")
+        if not session:
+            raise PullError("SETUP answered without a Session")
+        name, *params = (p.strip() for p in session.split(";"))
+        self._session = name
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.lower() == "timeout" and value.isdigit() and int(value) > 0:
+                self._keepalive_s = min(DEFAULT_KEEPALIVE_S, int(value) / 2)
+        for part in (setup.header("transport") or "").split(";"):
+            if part.startswith("interleaved="):
+                self._channel = int(part[len("interleaved=") :].partition("-")[0])
+        self._payload_type = track.payload_type
+        self._h265 = track.codec == "H265"
+        self.track = track
+        self._on_track(track)
+        await self._request("PLAY", self.url, [("Range", "npt=0.000-")])
+        self.last_media = time.monotonic()
+        return track
+
+    @property
+    def keepalive_s(self) -> float:
+        return self._keepalive_s
+
+    def keep_alive(self) -> None:
+        """A request that keeps the session alive (its answer is not waited for)."""
+        if self._transport is not None and not self._transport.is_closing():
+            self._send("GET_PARAMETER", self.url, [])
+
+    def close(self) -> None:
+        """TEARDOWN (not waited for) and close the connection."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        if self._session is not None:
+            with contextlib.suppress(Exception):
+                self._send("TEARDOWN", self.url, [])
+        transport.close()
+
+    # -- requests ------------------------------------------------------------------------------
+    def _send(self, method: str, uri: str, headers: list[tuple[str, str]]) -> int:
+        assert self._transport is not None
+        self._cseq += 1
+        lines = [f"{method} {uri} RTSP/1.0", f"CSeq: {self._cseq}", f"User-Agent: {USER_AGENT}"]
+        if self._session:
+            lines.append(f"Session: {self._session}")
+        authorization = self._auth.header(method, uri)
+        if authorization:
+            lines.append(f"Authorization: {authorization}")
+        lines += [f"{name}: {value}" for name, value in headers]
+        self._transport.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        return self._cseq
+
+    async def _exchange(self, method: str, uri: str, headers: list[tuple[str, str]]) -> Response:
+        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self._pending[self._send(method, uri, headers)] = future
+        return await future
+
+    async def _request(self, method: str, uri: str, headers: list[tuple[str, str]]) -> Response:
+        response = await self._exchange(method, uri, headers)
+        if response.status == 401 and self._auth.take(response.all("www-authenticate")):
+            response = await self._exchange(method, uri, headers)
+        if response.status != 200:
+            raise PullError(f"{method} answered {response.status}")
+        return response
+
+    # -- the stream ----------------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        now = time.monotonic()
+        buf = self._buf
+        buf += data
+        pos, n = 0, len(buf)
+        channel = self._channel
+        try:
+            while n - pos >= 4:
+                if buf[pos] != 0x24:  # not "$": an RTSP message
+                    used = self._message(buf, pos, n)
+                    if not used:
+                        break
+                    pos += used
+                    continue
+                end = pos + 4 + (buf[pos + 2] << 8 | buf[pos + 3])
+                if end > n:
+                    break
+                if buf[pos + 1] == channel and end - pos >= 16:
+                    self._rtp(buf, pos + 4, end, now)
+                pos = end  # RTCP and other channels: not needed here
+        except PullError as exc:
+            self._fail(str(exc))
+            return
+        if pos:
+            del buf[:pos]
+
+    def _fail(self, reason: str) -> None:
+        if self.closed is not None and not self.closed.done():
+            self.closed.set_result(reason)
+        if self._transport is not None:
+            self._transport.close()
+
+    def _message(self, buf: bytearray, pos: int, n: int) -> int:
+        """Bytes used by the RTSP message at `pos`, or 0 if it is not complete yet."""
+        head_end = buf.find(b"\r\n\r\n", pos, min(n, pos + MAX_HEAD))
+        if head_end < 0:
+            if n - pos >= MAX_HEAD:
+                raise PullError("oversized RTSP message")
+            return 0
+        lines = bytes(buf[pos:head_end]).decode("latin-1").split("\r\n")
+        headers = []
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers.append((name.strip().lower(), value.strip()))
+        length_text = next((v for k, v in headers if k == "content-length"), "0")
+        length = int(length_text) if length_text.isdigit() else 0
+        body_start = head_end + 4
+        if body_start + length > n:
+            return 0
+        first = lines[0].split(" ", 2)
+        if first[0].startswith("RTSP/") and len(first) >= 2 and first[1].isdigit():
+            cseq = next((v for k, v in headers if k == "cseq"), "")
+            future = self._pending.pop(int(cseq), None) if cseq.isdigit() else None
+            if future is not None and not future.done():
+                body = bytes(buf[body_start : body_start + length])
+                future.set_result(Response(int(first[1]), tuple(headers), body))
+        return body_start + length - pos
+
+    def _rtp(self, buf: bytearray, p: int, end: int, now: float) -> None:
+        first = buf[p]
+        second = buf[p + 1]
+        if first >> 6 != 2 or second & 0x7F != self._payload_type:
+            return
+        seq = buf[p + 2] << 8 | buf[p + 3]
+        timestamp = buf[p + 4] << 24 | buf[p + 5] << 16 | buf[p + 6] << 8 | buf[p + 7]
+        off = p + 12 + 4 * (first & 0x0F)
+        if first & 0x10:  # header extension
+            if off + 4 > end:
+                return
+            off += 4 + 4 * (buf[off + 2] << 8 | buf[off + 3])
+        if first & 0x20:  # padding
+            end -= buf[end - 1]
+        if off >= end:
+            return
+        gap = self._next_seq >= 0 and seq != self._next_seq  # packets lost
+        self._next_seq = (seq + 1) & 0xFFFF
+        if timestamp != self._timestamp:
+            if self._pieces:  # the previous unit ended without its marker
+                self._damaged |= gap
+                self._emit(now)
+            self._timestamp = timestamp
+        elif gap:
+            self._damaged = True  # the unit being assembled is incomplete
+        if self._h265:
+            self._h265_payload(buf, off, end)
+        else:
+            self._h264_payload(buf, off, end)
+        if second & 0x80:
+            self._emit(now)
+
+    def _h264_payload(self, buf: bytearray, off: int, end: int) -> None:
+        pieces = self._pieces
+        kind = buf[off] & 0x1F
+        if kind == 28:  # FU-A
+            if off + 2 > end:
+                return
+            fu = buf[off + 1]
+            if fu & 0x80:
+                inner = fu & 0x1F
+                self._key = self._key or inner == 5
+                pieces.append(START)
+                pieces.append(bytes(((buf[off] & 0xE0) | inner,)))
+            elif not pieces:
+                self._damaged = True  # the start of this NAL unit was never seen
+            pieces.append(buf[off + 2 : end])
+            self._size += end - off
+        elif kind == 24:  # STAP-A
+            pos = off + 1
+            while pos + 2 < end:
+                size = buf[pos] << 8 | buf[pos + 1]
+                pos += 2
+                if size == 0 or pos + size > end:
+                    break
+                self._key = self._key or buf[pos] & 0x1F == 5
+                pieces.append(START)
+                pieces.append(buf[pos : pos + size])
+                pos += size
+            self._size += end - off
+        elif 1 <= kind <= 23:
+            self._key = self._key or kind == 5
+            pieces.append(START)
+            pieces.append(buf[off:end])
+            self._size += end - off
+        if self._size > MAX_UNIT:
+            raise PullError("an access unit larger than 16 MiB")
+
+    def _h265_payload(self, buf: bytearray, off: int, end: int) -> None:
+        if off + 2 > end:
+            return
+        pieces = self._pieces
+        kind = (buf[off] >> 1) & 0x3F
+        if kind == 49:  # FU
+            if off + 3 > end:
+                return
+            fu = buf[off + 2]
+            if fu & 0x80:
+                inner = fu & 0x3F
+                self._key = self._key or 16 <= inner <= 21
+                pieces.append(START)
+                pieces.append(bytes(((buf[off] & 0x81) | inner << 1, buf[off + 1])))
+            elif not pieces:
+                self._damaged = True
+            pieces.append(buf[off + 3 : end])
+        elif kind == 48:  # AP (no DONL: sprop-max-don-diff is not offered)
+            pos = off + 2
+            while pos + 2 < end:
+                size = buf[pos] << 8 | buf[pos + 1]
+                pos += 2
+                if size < 2 or pos + size > end:
+                    break
+                self._key = self._key or 16 <= (buf[pos] >> 1) & 0x3F <= 21
+                pieces.append(START)
+                pieces.append(buf[pos : pos + size])
+                pos += size
+        elif kind < 48:
+            self._key = self._key or 16 <= kind <= 21
+            pieces.append(START)
+            pieces.append(buf[off:end])
+        self._size += end - off
+        if self._size > MAX_UNIT:
+            raise PullError("an access unit larger than 16 MiB")
+
+    def _emit(self, now: float) -> None:
+        pieces, key, damaged = self._pieces, self._key, self._damaged
+        self._pieces = []
+        self._size = 0
+        self._key = False
+        self._damaged = False
+        if pieces and not damaged:
+            self.last_media = now
+            self._on_unit(b"".join(pieces), self._timestamp, key, now)
