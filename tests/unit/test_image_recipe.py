@@ -39,6 +39,7 @@ def test_rig_recipe():
     assert {"systemd", "rauc", "python3-venv", "e2fsprogs"} <= set(recipe.rootfs.packages)
     assert recipe.wheels.machine == "x86_64" and recipe.wheels.python == "311"
     assert recipe.rootfs.squashfs_max_mb == 250
+    assert "usr/lib/modules/*/kernel/sound" in recipe.rootfs.prune
 
 
 @pytest.mark.parametrize("name", ["", "../sim", "Sim", "a/b"])
@@ -67,6 +68,10 @@ def test_board_without_recipe():
         (("squashfs_max_mb = 250", 'squashfs_max_mb = "250"'), "must be a int"),
         (('python = "311"', 'python = "3.11"'), "like 311"),
         (("[wheels]", "[wheelz]"), "unknown section"),
+        (('"usr/lib/modules/*/kernel/sound"', '"/usr/lib"'), "not a path relative to /"),
+        (('"usr/lib/modules/*/kernel/sound"', '"usr/../etc"'), "not a path relative to /"),
+        (('"usr/lib/modules/*/kernel/sound"', '"usr/a b"'), "not a path relative to /"),
+        (('"usr/lib/modules/*/kernel/sound"', '"x; rm"'), "not a path relative to /"),
     ],
 )
 def test_recipe_is_strict(tmp_path, edit, reason):

@@ -31,6 +31,7 @@ class RootfsRecipe:
     mirrors: tuple[str, ...]
     packages: tuple[str, ...]
     squashfs_max_mb: int
+    prune: tuple[str, ...] = ()  # paths (shell globs) relative to / removed from the root
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,12 @@ _ROOTFS_KEYS = {
     "mirrors": list,
     "packages": list,
     "squashfs_max_mb": int,
+    "prune": list,
 }
 _WHEELS_KEYS = {"platforms": list, "python": str}
+OPTIONAL = {"prune"}
+# What `prune` may name: a relative path of plain names and * globs, never .. nor absolute.
+PRUNE_PATTERN = re.compile(r"(?!.*(^|/)\.\.?(/|$))[A-Za-z0-9_.*+-]+(/[A-Za-z0-9_.*+-]+)*")
 VARIANTS = ("minbase", "apt", "required", "important", "standard")
 
 
@@ -95,7 +100,7 @@ def _section(path: Path, raw: dict, name: str, keys: dict[str, type]) -> dict:
             raise ImageError(f"{path}: [{name}] {key} must be a {keys[key].__name__}")
         if isinstance(value, list) and not all(isinstance(v, str) and v for v in value):
             raise ImageError(f"{path}: [{name}] {key} must be a list of strings")
-    missing = sorted(set(keys) - set(section))
+    missing = sorted(set(keys) - set(section) - OPTIONAL)
     if missing:
         raise ImageError(f"{path}: [{name}] needs {missing[0]}")
     return section
@@ -120,6 +125,9 @@ def load_recipe(board: str, boards: Path = BOARDS) -> Recipe:
     bad = [p for p in rootfs["packages"] if not PACKAGE_NAME.fullmatch(p)]
     if bad:
         raise ImageError(f"{path}: [rootfs] packages: {bad[0]!r} is not a Debian package name")
+    bad = [p for p in rootfs.get("prune", []) if not PRUNE_PATTERN.fullmatch(p)]
+    if bad:
+        raise ImageError(f"{path}: [rootfs] prune: {bad[0]!r} is not a path relative to /")
     if not 16 <= rootfs["squashfs_max_mb"] <= 4096:
         raise ImageError(f"{path}: [rootfs] squashfs_max_mb must be 16..4096")
     if not re.fullmatch(r"3\d{1,2}", wheels["python"]):
@@ -134,6 +142,7 @@ def load_recipe(board: str, boards: Path = BOARDS) -> Recipe:
             mirrors=tuple(rootfs["mirrors"]),
             packages=tuple(rootfs["packages"]),
             squashfs_max_mb=rootfs["squashfs_max_mb"],
+            prune=tuple(rootfs.get("prune", [])),
         ),
         wheels=WheelsRecipe(platforms=tuple(wheels["platforms"]), python=wheels["python"]),
     )

@@ -66,7 +66,12 @@ def _chroot(*argv: str) -> str:
     return 'chroot "$1" ' + shlex.join(argv)
 
 
-def _hooks(inputs: Inputs) -> list[str]:
+def _prune(patterns: tuple[str, ...]) -> str:
+    # Globs stay unquoted for the hook's shell; the recipe allows no space, quote or `..`.
+    return "rm -rf " + " ".join(f'"$1"/{pattern}' for pattern in patterns)
+
+
+def _hooks(inputs: Inputs, prune: tuple[str, ...] = ()) -> list[str]:
     q = shlex.quote
     setup = [
         'mkdir -p "$1"/var/cache/apt/archives/',
@@ -83,6 +88,8 @@ def _hooks(inputs: Inputs) -> list[str]:
     ]
     if inputs.staged_overlay:
         customize.append(f"sync-in {q(str(inputs.staged_overlay))} /")
+        if prune:
+            customize.append(_prune(prune))
         if inputs.kernel_release:
             customize.append(_chroot("depmod", "-a", inputs.kernel_release))
         customize.append(_chroot("update-initramfs", "-u", "-k", "all"))
@@ -114,7 +121,7 @@ def mmdebstrap_command(
         "--include=" + ",".join(packages),
     ]
     command += [f"--dpkgopt={option}" for option in DPKG_EXCLUDES]
-    command += _hooks(inputs)
+    command += _hooks(inputs, recipe.prune)
     return [*command, recipe.suite, str(target), *recipe.mirrors]
 
 
