@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from vigil_tools.cli import main
 from vigil_tools.image import rootfs
 from vigil_tools.image.recipe import ImageError, load_recipe
 from vigil_tools.rig.spec import load_rig_board
@@ -85,3 +86,17 @@ def _recipe_in(directory: Path):
     from dataclasses import replace
 
     return replace(RECIPE, directory=directory)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["image", "rootfs", "--board", "nope"], "no board 'nope'"),
+        (["image", "lock", "--board", "sim"], "has no image recipe"),
+    ],
+)
+def test_cli_says_why_in_one_line(argv, message, tmp_path, capsys):
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("vigil: ") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
