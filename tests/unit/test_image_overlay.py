@@ -183,7 +183,12 @@ def test_squashfs_over_the_limit_fails_and_leaves_nothing(tmp_path):
     out = tmp_path / "root.sqfs"
     with pytest.raises(ImageError, match=r"1\.2 MB, more than the board's 1 MB"):
         squashfs.make(tree, out, 0, "amd64", max_mb=1)
-    assert not out.exists()
+    assert list(tmp_path.glob("root.sqfs*")) == []
+    out.write_bytes(b"the previous build")
+    with pytest.raises(ImageError, match="more than the board's"):
+        squashfs.make(tree, out, 0, "amd64", max_mb=1)
+    assert out.read_bytes() == b"the previous build"
+    assert list(tmp_path.glob("root.sqfs*")) == [out]
 
 
 def test_mksquashfs_command_uses_xz_and_fixed_times(tmp_path):

@@ -100,3 +100,20 @@ def test_cli_says_why_in_one_line(argv, message, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("vigil: ") and message in err and err.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_build_keeps_the_previous_root_and_no_work_folder(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "rootfs.squashfs").write_bytes(b"previous")
+    monkeypatch.setattr(rootfs, "_check_tools", lambda *tools: None)
+
+    def fails(recipe, pins, wheel_pins, kernel, work, cache):
+        (work / "root").mkdir()
+        raise ImageError("mmdebstrap failed")
+
+    monkeypatch.setattr(rootfs, "_make_root", fails)
+    with pytest.raises(ImageError, match="mmdebstrap failed"):
+        rootfs.build_rootfs("qemu-x86_64", out, tmp_path / "cache")
+    assert sorted(p.name for p in out.iterdir()) == ["rootfs.squashfs"]
+    assert (out / "rootfs.squashfs").read_bytes() == b"previous"

@@ -190,7 +190,8 @@ def build_rootfs(board: str, out: Path, cache: Path) -> Path:
     """Build `board`'s root from its locks into `<out>/rootfs.squashfs` and return that path.
 
     `out` is the board's build folder (build/<board>); `cache` the download cache
-    ($VIGIL_CACHE). Raises ImageError with the reason on any failure.
+    ($VIGIL_CACHE). Raises ImageError with the reason on any failure, which leaves the previous
+    squashfs as it was (and mmdebstrap's log in `out`).
     """
     started = time.monotonic()
     recipe = load_recipe(board)
@@ -200,8 +201,29 @@ def build_rootfs(board: str, out: Path, cache: Path) -> Path:
     kernel = board_kernel(recipe)
     if kernel is not None:
         check_kernel_pin(pins, kernel)
-    info = overlay.build_info()
     work = _fresh(out / "rootfs-work")
+    try:
+        root, info = _make_root(recipe, pins, wheel_pins, kernel, work, cache)
+        image = out / "rootfs.squashfs"
+        size = squashfs.make(
+            root, image, info.epoch, recipe.rootfs.architecture, recipe.rootfs.squashfs_max_mb
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    log.info("%s: %.1f MB in %.0f s", image, size / squashfs.MB, time.monotonic() - started)
+    return image
+
+
+def _make_root(
+    recipe: Recipe,
+    pins: dict[str, str],
+    wheel_pins: list[lock.WheelPin],
+    kernel: KernelPin | None,
+    work: Path,
+    cache: Path,
+) -> tuple[Path, overlay.BuildInfo]:
+    """The finished root directory in `work` (steps 1-4 of the module's docstring)."""
+    info = overlay.build_info()
     project_wheel = wheels.build_project_wheel(work / "project")
     wheel_cache = cache / "wheels" / recipe.wheels.machine
     locked = wheels.fetch(recipe.wheels, wheel_pins, recipe.wheels_lock, wheel_cache)
@@ -225,19 +247,13 @@ def build_rootfs(board: str, out: Path, cache: Path) -> Path:
     root = work / "root"
     package = kernel.image_package if kernel else ""
     command = mmdebstrap_command(recipe.rootfs, root, inputs, package)
-    _run_mmdebstrap(command, info.epoch, out / "mmdebstrap.log")
+    _run_mmdebstrap(command, info.epoch, work.parent / "mmdebstrap.log")
     installed = lock.installed_packages(inputs.installed.read_text(encoding="utf-8"))
     problems = lock.compare(pins, installed)
     if problems:
         raise ImageError("the root differs from packages.lock: " + "; ".join(problems[:10]))
     overlay.finish(root)
-    image = out / "rootfs.squashfs"
-    size = squashfs.make(
-        root, image, info.epoch, recipe.rootfs.architecture, recipe.rootfs.squashfs_max_mb
-    )
-    shutil.rmtree(work)
-    log.info("%s: %.1f MB in %.0f s", image, size / squashfs.MB, time.monotonic() - started)
-    return image
+    return root, info
 
 
 def _apt_cache(cache: Path) -> Path:
@@ -247,18 +263,22 @@ def _apt_cache(cache: Path) -> Path:
 
 
 def lock_rootfs(board: str, out: Path, cache: Path) -> Recipe:
-    """Resolve the newest packages and wheels for `board` and write its two lock files."""
+    """Resolve the newest packages and wheels for `board` and write its two lock files (only
+    once both are resolved: a failure leaves the old locks)."""
     recipe = load_recipe(board)
     _check_tools("mmdebstrap")
-    work = _fresh(out / "lock-work")
-    project_wheel = wheels.build_project_wheel(work / "project")
-    wheel_pins = wheels.resolve(recipe.wheels, project_wheel)
     kernel = board_kernel(recipe)
-    inputs = Inputs(apt_cache=_apt_cache(cache), installed=work / "installed")
-    package = f"{kernel.image_package}={kernel.version}" if kernel else ""
-    command = mmdebstrap_command(recipe.rootfs, work / "root", inputs, package)
-    _run_mmdebstrap(command, overlay.build_info().epoch, out / "mmdebstrap-lock.log")
-    installed = lock.installed_packages(inputs.installed.read_text(encoding="utf-8"))
+    work = _fresh(out / "lock-work")
+    try:
+        project_wheel = wheels.build_project_wheel(work / "project")
+        wheel_pins = wheels.resolve(recipe.wheels, project_wheel)
+        inputs = Inputs(apt_cache=_apt_cache(cache), installed=work / "installed")
+        package = f"{kernel.image_package}={kernel.version}" if kernel else ""
+        command = mmdebstrap_command(recipe.rootfs, work / "root", inputs, package)
+        _run_mmdebstrap(command, overlay.build_info().epoch, out / "mmdebstrap-lock.log")
+        installed = lock.installed_packages(inputs.installed.read_text(encoding="utf-8"))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     day = time.strftime("%Y-%m-%d", time.gmtime())
     header = (
         f"The Debian packages of board {board}'s root (Debian {recipe.rootfs.suite}, "
@@ -272,5 +292,4 @@ def lock_rootfs(board: str, out: Path, cache: Path) -> Recipe:
         "pip installs them with --require-hashes."
     )
     recipe.wheels_lock.write_text(lock.format_wheels(wheel_pins, header), encoding="utf-8")
-    shutil.rmtree(work)
     return recipe

@@ -5,7 +5,8 @@ bookworm's GRUB reads gzip, xz and lzo squashfs only. On amd64 the x86 BCJ filte
 binaries some more. `-all-root` (the tree is root's anyway), `-all-time` and `-mkfs-time` at
 SOURCE_DATE_EPOCH, `-noappend`: the same tree gives the same bytes (mksquashfs sorts directory
 entries and, since 4.5, is reproducible by default). A file over the limit is deleted and the
-build fails, so no oversized root is left for a bundle or a disk to pick up.
+build fails, so no oversized root is left for a bundle or a disk to pick up; a failed build leaves
+the previous squashfs as it was.
 """
 
 from __future__ import annotations
@@ -29,18 +30,21 @@ def mksquashfs_command(root: Path, out: Path, epoch: int, architecture: str) -> 
 
 
 def make(root: Path, out: Path, epoch: int, architecture: str, max_mb: int) -> int:
-    """`out` made from `root`; its size in bytes. ImageError (and no file) above `max_mb` MB."""
+    """`out` made from `root`; its size in bytes. On failure, and above `max_mb` MB, an
+    ImageError and `out` as it was (the new file is made beside it and renamed when good)."""
     out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
     done = subprocess.run(
-        mksquashfs_command(root, out, epoch, architecture), capture_output=True, text=True
+        mksquashfs_command(root, partial, epoch, architecture), capture_output=True, text=True
     )
     if done.returncode:
-        out.unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
         raise ImageError(f"mksquashfs failed: {done.stderr.strip() or done.stdout.strip()}")
-    size = out.stat().st_size
+    size = partial.stat().st_size
     if size > max_mb * MB:
-        out.unlink()
+        partial.unlink()
         raise ImageError(f"the root is {size / MB:.1f} MB, more than the board's {max_mb} MB")
+    partial.replace(out)
     return size
 
 
