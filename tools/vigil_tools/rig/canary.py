@@ -29,7 +29,7 @@ from pathlib import Path
 
 from vigil.ptz import codec
 from vigil.ptz.commands import Move
-from vigil_tools.rig.debs import fetch, unpack
+from vigil_tools.rig.debs import fetch, publish, scratch, unpack
 from vigil_tools.rig.gpio_sim import CONFIGFS, build_gpio_sim, gpio_sim_setup
 from vigil_tools.rig.modules import index_modules, load_order, module_name
 from vigil_tools.rig.spec import REPO_BOARDS, RigBoard, RigSpec
@@ -176,7 +176,7 @@ def _stage(
 
 def _cpio(root: Path, busybox: Path, output: Path) -> None:
     names = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
-    partial = output.with_suffix(".partial")
+    partial = scratch(output)
     with partial.open("wb") as out:
         subprocess.run(
             [str(busybox), "cpio", "-o", "-H", "newc"],
@@ -186,7 +186,7 @@ def _cpio(root: Path, busybox: Path, output: Path) -> None:
             stderr=subprocess.DEVNULL,
             check=True,
         )
-    partial.rename(output)
+    publish(partial, output)
 
 
 def _digest(init: str, files: Iterable[Path]) -> str:

@@ -3,8 +3,8 @@ unpacked with `dpkg-deb -x` into cache folders: nothing is installed on the host
 
 A package is named `name=version` (pinned) or `name` (apt's candidate, for tools such as
 busybox-static whose exact version does not matter). Downloads land in a temporary folder first
-and unpacked trees are renamed into place when complete, so an interrupted run leaves nothing
-that a later run would take for finished.
+and unpacked trees are renamed into place when complete (`publish`; a concurrent run that got
+there first wins), so an interrupted run leaves nothing that a later run would take for finished.
 """
 
 from __future__ import annotations
@@ -22,6 +22,26 @@ DOWNLOAD_TIMEOUT = 900
 
 class DebError(Exception):
     """A package could not be fetched or unpacked."""
+
+
+def scratch(final: Path) -> Path:
+    """A name beside `final` for building it, private to this process."""
+    return final.with_name(f".{final.name}.{os.getpid()}.partial")
+
+
+def publish(partial: Path, final: Path) -> Path:
+    """`partial` renamed to `final`; if another process got there first, theirs is kept (the same
+    inputs give the same result) and `partial` is removed."""
+    try:
+        partial.rename(final)
+    except OSError:
+        if not final.exists():
+            raise
+        if partial.is_dir():
+            shutil.rmtree(partial)
+        else:
+            partial.unlink()
+    return final
 
 
 def cache_root() -> Path:
@@ -59,7 +79,7 @@ def fetch(specs: Sequence[str]) -> list[Path]:
                 detail = result.stderr.strip().splitlines()
                 raise DebError(f"apt-get download {' '.join(missing)}: {detail[-1:]}")
             for deb in Path(tmp).glob("*.deb"):
-                deb.rename(folder / deb.name)
+                publish(deb, folder / deb.name)
     found = [_cached(spec, folder) for spec in specs]
     if None in found:
         lost = [spec for spec, path in zip(specs, found, strict=True) if path is None]
@@ -77,7 +97,7 @@ def unpack(debs: Sequence[Path], label: str) -> Path:
     try:
         for deb in debs:
             subprocess.run(["dpkg-deb", "-x", str(deb), str(partial)], check=True, timeout=600)
-        partial.rename(tree)
+        publish(partial, tree)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
         raise DebError(f"cannot unpack {', '.join(d.name for d in debs)}: {exc}") from None
     finally:

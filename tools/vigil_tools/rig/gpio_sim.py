@@ -23,10 +23,12 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from vigil_tools.rig.debs import DebError, fetch, kernel_cache, unpack
+from vigil_tools.rig.debs import DebError, fetch, kernel_cache, publish, scratch, unpack
 from vigil_tools.rig.spec import KernelPin, RigSpec
 
 MODULE = "gpio-sim"
+# The build folder is temporary: kept out of __FILE__, so the same inputs give the same .ko.
+KCFLAGS = "-ffile-prefix-map={work}/=gpio-sim/"
 CONFIGFS = "/sys/kernel/config"
 BUILD_TIMEOUT = 600
 
@@ -71,7 +73,7 @@ def source_files(kernel: KernelPin) -> Path:
     )
     try:
         subprocess.run(["bash", "-c", script], check=True, capture_output=True, timeout=600)
-        (partial / top).rename(folder)
+        publish(partial / top, folder)
     except subprocess.CalledProcessError as exc:
         raise BuildError(f"cannot take {names!r} from {deb.name}: {exc.stderr[-300:]!r}") from None
     finally:
@@ -90,7 +92,7 @@ def _compiler() -> str:
 
 def _key(kernel: KernelPin, sources: Path) -> str:
     digest = hashlib.sha256()
-    for part in (kernel.release, kernel.version, _kbuild(kernel), _compiler()):
+    for part in (kernel.release, kernel.version, _kbuild(kernel), KCFLAGS, _compiler()):
         digest.update(part.encode() + b"\0")
     for path in [sources / name for name in kernel.gpio_sim_sources] + list(
         kernel.gpio_sim_patches
@@ -117,12 +119,13 @@ def _compile(kernel: KernelPin, sources: Path, headers: Path, output: Path) -> N
         for patch in kernel.gpio_sim_patches:
             _run(["patch", "-p1", "--batch", "--forward", "-d", str(work), "-i", str(patch)])
         (work / "Kbuild").write_text(_kbuild(kernel))
-        _run(["make", "-C", str(headers), f"M={work}", "modules"])
+        kcflags = KCFLAGS.format(work=work)
+        _run(["make", "-C", str(headers), f"M={work}", f"KCFLAGS={kcflags}", "modules"])
         built = work / f"{MODULE}.ko"
         _run(["strip", "--strip-debug", str(built)])
-        partial = output.with_suffix(".partial")
+        partial = scratch(output)
         shutil.copyfile(built, partial)
-        partial.rename(output)
+        publish(partial, output)
 
 
 def build_gpio_sim(kernel: KernelPin) -> Path:
