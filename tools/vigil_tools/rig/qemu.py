@@ -16,8 +16,9 @@ machine kind; a board may name another accelerator once a canary proves it), no 
   a power of two (`card.img` in the rig folder, made sparse at rig.toml's size when not given);
 - the network: the NIC on tap0 in the rig's namespace (`netns`), QEMU started inside it, and a
   DHCP server there that leases rig.toml's guest address to the NIC (`dhcp`);
-- boot: a disk image (`--image`, virtio-blk, UEFI firmware from OVMF with its variables copied
-  into the rig folder) or a kernel and initrd (`--kernel/--initrd`, e.g. the canary).
+- boot: a disk image (`--image`: a file or a block device such as a flashed loop device, on
+  virtio-blk, UEFI firmware from OVMF with its variables copied into the rig folder) or a kernel
+  and initrd (`--kernel/--initrd`, e.g. the canary).
 
 QEMU daemonizes once its devices and sockets exist, so `up` returns a machine that is running.
 """
@@ -65,7 +66,9 @@ class Boot:
     def check(self) -> None:
         if (self.image is None) == (self.kernel is None):
             raise RigError("boot either a disk image (--image) or a kernel (--kernel/--initrd)")
-        for path in (self.image, self.kernel, self.initrd):
+        if self.image is not None and not (self.image.is_file() or self.image.is_block_device()):
+            raise RigError(f"{self.image} is neither a disk image file nor a block device")
+        for path in (self.kernel, self.initrd):
             if path is not None and not path.is_file():
                 raise RigError(f"{path} does not exist")
 
