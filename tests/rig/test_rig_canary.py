@@ -27,6 +27,7 @@ from vigil.ptz.commands import Frame, Move
 from vigil_tools.cli import main
 from vigil_tools.ptz_sim import READ_TIMEOUT, DomeSimulator
 from vigil_tools.rig.canary import (
+    CARD_FLAG,
     DOME_ADDRESS,
     END,
     SHELL,
@@ -100,7 +101,8 @@ def test_canary_sees_the_rig_hardware(board: RigBoard, canary: CanaryGuest, tmp_
     with card.open("wb") as file:
         file.truncate(CARD_BYTES)
     up = [*("rig", "up", "--dir", str(folder), board.name, "--kernel", str(canary.kernel))]
-    up += ["--initrd", str(canary.initrd), "--append", canary.append, "--card", str(card)]
+    append = f"{canary.append} {CARD_FLAG}"  # the canary waits for the card to be pulled
+    up += ["--initrd", str(canary.initrd), "--append", append, "--card", str(card)]
     started = time.monotonic()
     assert main(up) == 0
     state = load_state(folder)

@@ -1,13 +1,13 @@
 """`vigil rig up|down|console|monitor|exec BOARD`: the board booted in QEMU with emulated hardware.
 
-`up` boots the board's image (`--image`, by default build/<board>/disk.img when it exists) or a
-kernel with its initrd, and prints where everything is; `down` stops it and removes its network
-namespace; `console` joins the serial console; `monitor` runs one human-monitor command
-(`system_reset`; `-- eject -f card` pulls the SD card; `info block`) or, without one, joins the
-human monitor; `exec` runs one shell command in the guest through the console (which must hold
-a shell) and exits with its status. Options go before BOARD (`vigil rig monitor --dir D BOARD
-info status`). The rig's state is kept in build/rig/<board>/ (`--dir` picks another folder, so
-that tests run their own rig).
+`up` boots the board's image (`--image`, by default build/<board>/disk.img when it exists), a
+kernel with its initrd, or the canary guest (`--canary`), and prints where everything is; `down`
+stops it and removes its network namespace; `console` joins the serial console; `monitor` runs
+one human-monitor command (`system_reset`; `-- eject -f card` pulls the SD card; `info block`)
+or, without one, joins the human monitor; `exec` runs one shell command in the guest through the
+console (which must hold a shell) and exits with its status. Options go before BOARD (`vigil
+rig monitor --dir D BOARD info status`). The rig's state is kept in build/rig/<board>/ (`--dir`
+picks another folder, so that tests run their own rig).
 """
 
 from __future__ import annotations
@@ -17,13 +17,19 @@ import sys
 from pathlib import Path
 
 from vigil_tools.rig import terminal
+from vigil_tools.rig.canary import CanaryError, build_canary
+from vigil_tools.rig.debs import DebError
+from vigil_tools.rig.gpio_sim import BuildError
 from vigil_tools.rig.guest_shell import GuestShell, GuestShellError
 from vigil_tools.rig.netns import NetnsError, exec_args
 from vigil_tools.rig.qemu import Boot, RigError, RigState, default_folder, down, monitor_socket, up
 from vigil_tools.rig.qmp import Qmp, QmpError
-from vigil_tools.rig.spec import SpecError, load_rig_board
+from vigil_tools.rig.spec import RigBoard, SpecError, load_rig_board
 
-ERRORS = (RigError, SpecError, QmpError, NetnsError, GuestShellError, OSError)
+ERRORS = (
+    *(RigError, SpecError, QmpError, NetnsError, GuestShellError),
+    *(CanaryError, DebError, BuildError, OSError),
+)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -38,6 +44,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     start.add_argument("--initrd", type=Path, help="initramfs for --kernel")
     start.add_argument("--append", help="kernel command line for --kernel")
     start.add_argument("--card", type=Path, help="SD card image (default: the rig's card.img)")
+    start.add_argument(
+        "--canary",
+        action="store_true",
+        help="boot the canary guest (kernel + busybox initramfs reporting the hardware, a shell)",
+    )
     actions.add_parser("down", parents=[common], help="stop the board and remove its network")
     actions.add_parser("console", parents=[common], help="join the serial console (Ctrl-] leaves)")
     monitor = actions.add_parser("monitor", parents=[common], help="QEMU monitor command or shell")
@@ -48,16 +59,25 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     shell.add_argument("words", nargs="+", metavar="COMMAND", help="e.g. -- cat /proc/uptime")
 
 
-def _boot(args: argparse.Namespace, board: str) -> Boot:
+def _boot(args: argparse.Namespace, board: RigBoard) -> Boot:
+    if args.canary:
+        if args.image or args.kernel or args.initrd or args.append:
+            raise RigError(
+                "--canary boots its own kernel: no --image, --kernel, --initrd, --append"
+            )
+        guest = build_canary(board)
+        return Boot(kernel=guest.kernel, initrd=guest.initrd, append=guest.append)
     if args.kernel is None and (args.initrd or args.append):
         raise RigError("--initrd and --append go with --kernel")
     if args.kernel is not None:
         if args.image is not None:
             raise RigError("--image and --kernel exclude each other")
         return Boot(kernel=args.kernel, initrd=args.initrd, append=args.append or Boot.append)
-    image = args.image or default_folder(board).parents[1] / board / "disk.img"
+    image = args.image or default_folder(board.name).parents[1] / board.name / "disk.img"
     if args.image is None and not image.is_file():
-        raise RigError(f"no image at {image}: build one (make image BOARD={board}) or pass --image")
+        raise RigError(
+            f"no image at {image}: build one (make image BOARD={board.name}) or pass --image"
+        )
     return Boot(image=image)
 
 
@@ -80,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         board = load_rig_board(args.board)
         folder = args.dir or default_folder(board.name)
         if args.rig_action == "up":
-            _print_up(up(board, _boot(args, board.name), folder, args.card))
+            _print_up(up(board, _boot(args, board), folder, args.card))
         elif args.rig_action == "down":
             state = down(folder)
             print(f"rig {state.board} down: QEMU {state.pid} stopped, {state.netns} removed")
