@@ -13,7 +13,6 @@ Needs root (network namespaces, tap) and qemu-system-x86.
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ from vigil_tools.rig.canary import (
     parse_report,
 )
 from vigil_tools.rig.guest_shell import GuestShell
+from vigil_tools.rig.hardware import GuestHardware
 from vigil_tools.rig.netns import exec_args, namespaces
 from vigil_tools.rig.qemu import load_state, pull_card
 from vigil_tools.rig.spec import RigBoard
@@ -44,12 +44,6 @@ CARD_BYTES = 64 * 1024 * 1024  # not rig.toml's default size, so the size is see
 BOOT_TIMEOUT = 120
 
 pytestmark = pytest.mark.timeout(900)
-
-
-def _chip_addr(board: RigBoard) -> int:
-    match = re.search(r"chip_addr=(0x[0-9a-fA-F]+)", board.kernel.module_options["i2c-stub"])
-    assert match, "kernel.toml gives i2c-stub its chip_addr"
-    return int(match[1], 16)
 
 
 def _vigil(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -61,17 +55,19 @@ def _drive_the_guest(folder: Path, board: RigBoard) -> None:
     """What a rig test does inside the guest (an alarm input pulled up, a light level set) and
     over the network (HTTP to the guest from inside the namespace); the CLI's console, exec and
     monitor through pipes."""
-    alarm = next(line.offset for line in board.rig.gpio_lines if line.name == "alarm-in-2")
-    address = f"{_chip_addr(board):#x}"
+    (address,) = board.kernel.i2c_stub_addresses
     with GuestShell(folder / "console.sock") as guest:
-        status, chip = guest.run("ls -d /sys/devices/platform/gpio-sim.*/gpiochip0")
-        assert status == 0
-        line = f"{chip.strip()}/sim_gpio{alarm}"
-        assert guest.run(f"cat {line}/value") == (0, "0\n")
-        assert guest.run(f"echo pull-up > {line}/pull && cat {line}/value") == (0, "1\n")
-        assert guest.run(f"i2cset -y 0 {address} 0x10 0x42 && i2cget -y 0 {address} 0x10") == (
+        hardware = GuestHardware(guest, board)
+        assert hardware.level("alarm-in-2") == 0
+        hardware.drive("alarm-in-2", high=True)
+        assert hardware.level("alarm-in-2") == 1
+        hardware.drive("alarm-in-2", high=False)
+        assert hardware.level("alarm-in-2") == 0
+        assert hardware.set_lux(250.0) == 300  # BH1750: 1.2 counts a lux
+        assert hardware.lux() == 250.0
+        assert guest.run(f"i2cget -y 0 {address:#x} 0x10 && i2cget -y 0 {address:#x} 0x11") == (
             0,
-            "0x42\n",
+            "0x01\n0x2c\n",
         )
         assert guest.run("false")[0] == 1
         web = "mkdir -p /www && echo vigil-canary > /www/index.html && httpd -p 80 -h /www"
@@ -86,8 +82,8 @@ def _drive_the_guest(folder: Path, board: RigBoard) -> None:
     )
     assert fetched.stdout == "vigil-canary\n", fetched.stderr
     rig = ("rig", "--dir", str(folder), board.name)
-    done = _vigil(rig[0], "exec", *rig[1:], "--", "cat", f"{line}/value")
-    assert (done.returncode, done.stdout) == (0, "1\n")
+    done = _vigil(rig[0], "exec", *rig[1:], "--", "i2cget", "-y", "0", f"{address:#x}", "0x11")
+    assert (done.returncode, done.stdout) == (0, "0x2c\n")
     done = _vigil(rig[0], "exec", *rig[1:], "--", "sh", "-c", "'exit 3'")
     assert done.returncode == 3
     assert "VM status: running" in _vigil(rig[0], "monitor", *rig[1:], stdin="info status\n").stdout
@@ -122,7 +118,7 @@ def test_canary_sees_the_rig_hardware(board: RigBoard, canary: CanaryGuest, tmp_
         assert report.one(f"{board.rig.dome_uart}_type") == "4"  # PORT_16550A
         assert report.one("dome_frame") == "0"
         assert report.one("i2c0") == "SMBus stub driver"
-        assert report.i2c_addresses == [_chip_addr(board)]
+        assert report.i2c_addresses == list(board.kernel.i2c_stub_addresses)
         assert report.gpio_lines == {line.offset: line.name for line in board.rig.gpio_lines}
         assert "RISING EDGE offset: 0" in report.one("gpio_edge")
         assert report.one("gpio_output") == "1"

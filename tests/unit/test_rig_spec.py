@@ -27,6 +27,8 @@ def test_the_board_files_agree() -> None:
     board = load_rig_board(BOARD)
     assert board.kernel.release == f"{board.kernel.abi}-amd64"
     assert board.kernel.image_package == f"linux-image-{board.kernel.release}"
+    assert board.kernel.i2c_stub_addresses == (0x23,)  # board.toml's BH1750 address
+    assert "i2c_address = 0x23" in (REPO_BOARDS / BOARD / "board.toml").read_text()
     assert all(p.is_file() for p in board.kernel.gpio_sim_patches)
     names = {line.name for line in board.rig.gpio_lines}
     assert {"alarm-in-1", "alarm-in-2", "relay-out-1", "ircut-day", "ircut-night"} <= names

@@ -7,6 +7,7 @@ the wrong kind is a `SpecError` naming the file and the key.
 from __future__ import annotations
 
 import ipaddress
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,16 @@ class KernelPin:
     @property
     def header_packages(self) -> tuple[str, ...]:
         return (f"linux-headers-{self.release}", f"linux-headers-{self.abi}-common")
+
+    @property
+    def i2c_stub_addresses(self) -> tuple[int, ...]:
+        """The chips i2c-stub emulates (its `chip_addr=` option), on the guest's i2c-0."""
+        options = self.module_options.get("i2c-stub", "")
+        match = re.search(r"(?:^|\s)chip_addr=(\S+)", options)
+        try:
+            return tuple(int(a, 0) for a in match[1].split(",")) if match else ()
+        except ValueError:
+            raise SpecError(f"i2c-stub's chip_addr is not a list of addresses: {options}") from None
 
 
 @dataclass(frozen=True)
