@@ -65,10 +65,9 @@ def _drive_the_guest(folder: Path, board: RigBoard) -> None:
         assert hardware.level("alarm-in-2") == 0
         assert hardware.set_lux(250.0) == 300  # BH1750: 1.2 counts a lux
         assert hardware.lux() == 250.0
-        assert guest.run(f"i2cget -y 0 {address:#x} 0x10 && i2cget -y 0 {address:#x} 0x11") == (
-            0,
-            "0x01\n0x2c\n",
-        )
+        # read as the BH1750 driver reads: an I2C block read at 0x10 (i2cdump's mode i)
+        status, dump = guest.run(f"i2cdump -y 0 {address:#x} i")
+        assert status == 0 and "\n10: 01 2c 00 " in dump
         assert guest.run("false")[0] == 1
         web = "mkdir -p /www && echo vigil-canary > /www/index.html && httpd -p 80 -h /www"
         assert guest.run(web)[0] == 0
