@@ -4,12 +4,13 @@ script and report parsing, the module load order, and QEMU's command line."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from vigil_tools.rig.canary import BEGIN, END, CanaryError, parse_report
-from vigil_tools.rig.gpio_sim import gpio_sim_setup
+from vigil_tools.rig.gpio_sim import boot_files, gpio_sim_setup
 from vigil_tools.rig.modules import ModuleError, load_order, module_name
 from vigil_tools.rig.qemu import Boot, RigError, _card, qemu_argv
 from vigil_tools.rig.spec import REPO_BOARDS, SpecError, load_rig_board
@@ -82,6 +83,21 @@ def test_gpio_sim_setup_names_every_line() -> None:
         folder = f"/sys/kernel/config/gpio-sim/rig/bank0/line{line.offset}"
         assert f"mkdir {folder}\necho {line.name} > {folder}/name\n" in script
     assert script.rstrip().endswith("echo 1 > /sys/kernel/config/gpio-sim/rig/live")
+
+
+def test_boot_files_set_the_chip_up_before_vigild(tmp_path: Path) -> None:
+    rig = load_rig_board(BOARD).rig
+    files = boot_files(rig)
+    script = files["usr/libexec/vigil/gpio-sim-setup"]
+    assert script.startswith("#!/bin/sh\n") and script.endswith(gpio_sim_setup(rig))
+    unit = files["etc/systemd/system/vigil-gpio-sim.service"]
+    assert "ExecStart=/usr/libexec/vigil/gpio-sim-setup\n" in unit
+    assert "Before=vigild.service" in unit and "After=systemd-modules-load.service" in unit
+    drop_in = files["etc/systemd/system/vigild.service.d/gpio-sim.conf"]
+    assert "Wants=vigil-gpio-sim.service" in drop_in
+    path = tmp_path / "setup"
+    path.write_text(script)
+    assert subprocess.run(["sh", "-n", str(path)], check=False).returncode == 0
 
 
 def test_the_report_is_read_between_its_markers() -> None:

@@ -10,7 +10,8 @@ in `$VIGIL_CACHE/kernel/gpio-sim-<key>.ko`, the key a digest of every input (pac
 source files, patches, Kbuild, compiler), so a second call is a file lookup.
 
 `gpio_sim_setup` is the shell that makes rig.toml's chip live through configfs once the module
-is loaded (the canary's /init runs it; a board's boot can run the same lines).
+is loaded (the canary's /init runs it); `boot_files` wraps the same lines in a script and a
+systemd unit ordered before vigild, for an image.
 """
 
 from __future__ import annotations
@@ -157,3 +158,29 @@ def gpio_sim_setup(rig: RigSpec) -> str:
         lines += [f"mkdir {folder}", f"echo {shlex.quote(line.name)} > {folder}/name"]
     lines.append(f"echo 1 > {device}/live")
     return "\n".join(lines) + "\n"
+
+
+SETUP_SCRIPT = "usr/libexec/vigil/gpio-sim-setup"
+SETUP_UNIT = "etc/systemd/system/vigil-gpio-sim.service"
+VIGILD_DROP_IN = "etc/systemd/system/vigild.service.d/gpio-sim.conf"
+
+
+def boot_files(rig: RigSpec) -> dict[str, str]:
+    """Files (path in the root -> text) that make the chip live at boot on an image: the setup
+    script, a oneshot unit after the modules are loaded, and a vigild drop-in that wants it and
+    starts after it (a plain file, so nothing needs enabling). The script is executable (0755)."""
+    script = "#!/bin/sh\n# Written by vigil image from the board's rig.toml.\nset -e\n"
+    unit = (
+        "[Unit]\n"
+        "Description=Vigil rig: the gpio-sim chip of rig.toml (alarm I/O, IR-cut, IR LEDs)\n"
+        "DefaultDependencies=no\n"
+        "After=systemd-modules-load.service sys-kernel-config.mount\n"
+        "Before=vigild.service\n"
+        f"ConditionPathExists=!{CONFIGFS}/gpio-sim/{rig.gpio_device}\n\n"
+        "[Service]\n"
+        "Type=oneshot\n"
+        "RemainAfterExit=yes\n"
+        f"ExecStart=/{SETUP_SCRIPT}\n"
+    )
+    drop_in = "[Unit]\nWants=vigil-gpio-sim.service\nAfter=vigil-gpio-sim.service\n"
+    return {SETUP_SCRIPT: script + gpio_sim_setup(rig), SETUP_UNIT: unit, VIGILD_DROP_IN: drop_in}
