@@ -58,7 +58,8 @@ def _run(command: list[str], what: str, cwd: Path | None = None) -> None:
         ) from None
     except subprocess.CalledProcessError as exc:
         output = (exc.stderr or exc.stdout or "").strip().splitlines()
-        detail = "\n".join(output[-8:]) or f"exit code {exc.returncode}"
+        errors = [line for line in output if line.startswith("ERROR")]  # genimage's own
+        detail = "\n".join(errors or output[-8:]) or f"exit code {exc.returncode}"
         raise ImageError(f"{what} failed:\n{detail}") from None
 
 
