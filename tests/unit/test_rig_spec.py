@@ -3,14 +3,19 @@ script and report parsing, the module load order, and QEMU's command line."""
 
 from __future__ import annotations
 
+import re
 import shutil
+import socket
 import subprocess
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from vigil_tools.rig.canary import BEGIN, END, CanaryError, parse_report
 from vigil_tools.rig.gpio_sim import boot_files, gpio_sim_setup
+from vigil_tools.rig.guest_shell import GuestShell, GuestShellError
 from vigil_tools.rig.modules import ModuleError, load_order, module_name
 from vigil_tools.rig.qemu import Boot, RigError, _card, qemu_argv
 from vigil_tools.rig.spec import REPO_BOARDS, SpecError, load_rig_board
@@ -158,3 +163,39 @@ def test_qemu_command_line(tmp_path: Path) -> None:
     assert argv[argv.index("-append") + 1] == "console=ttyS0"
     with pytest.raises(RigError, match="either a disk image"):
         Boot().check()
+
+
+def _fake_console(path: Path, reply: Callable[[str], bytes]) -> threading.Thread:
+    """A console socket that answers each command line with reply(tag)."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+
+    def serve() -> None:
+        connection, _ = server.accept()
+        with connection, server:
+            line = b""
+            while not line.endswith(b"\n"):
+                line += connection.recv(4096)
+            tag = re.search(r"'@@S-%s\\n' (\w+);", line.decode())
+            assert tag is not None
+            connection.sendall(line.replace(b"\n", b"\r\n") + reply(tag[1]))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_guest_shell_reads_status_and_output_behind_terminal_modes(tmp_path: Path) -> None:
+    def reply(tag: str) -> bytes:  # as bash prints it: bracketed paste off, CR LF line ends
+        return f"\x1b[?2004l\r@@S-{tag}\r\nvivid-000-vid-cap\r\n\r\n@@E-{tag}-3\r\n$ ".encode()
+
+    path = tmp_path / "console.sock"
+    thread = _fake_console(path, reply)
+    with GuestShell(path) as guest:
+        with pytest.raises(ValueError, match="one line"):
+            guest.run("echo a\necho b")
+        assert guest.run("cat /sys/class/video4linux/video0/name") == (3, "vivid-000-vid-cap\n")
+    thread.join(5)
+    with pytest.raises(GuestShellError, match="cannot reach the guest's console"):
+        GuestShell(tmp_path / "gone.sock").__enter__()

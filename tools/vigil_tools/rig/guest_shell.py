@@ -32,8 +32,15 @@ class GuestShell:
         self._sock: socket.socket | None = None
 
     def __enter__(self) -> GuestShell:
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._sock.connect(str(self.path))
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(str(self.path))
+        except OSError as exc:
+            sock.close()
+            raise GuestShellError(
+                f"cannot reach the guest's console at {self.path}: {exc}"
+            ) from None
+        self._sock = sock
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -50,7 +57,9 @@ class GuestShell:
         tag = uuid.uuid4().hex[:12]
         line = f"printf '@@S-%s\\n' {tag}; {command}; printf '\\n@@E-%s-%d\\n' {tag} $?\n"
         self._sock.sendall(line.encode())
-        pattern = re.compile(rf"(?:^|\n)@@S-{tag}\r?\n(.*?)\r?\n@@E-{tag}-(\d+)\r?\n", re.S)
+        # not anchored to a line start: a shell may print terminal modes first (bash's
+        # bracketed-paste switch); the typed line's echo holds the formats, never the tag itself
+        pattern = re.compile(rf"@@S-{tag}\r?\n(.*?)\r?\n@@E-{tag}-(\d+)\r?\n", re.S)
         received, deadline = b"", time.monotonic() + timeout
         while (match := pattern.search(received.decode(errors="replace"))) is None:
             remaining = deadline - time.monotonic()
