@@ -136,6 +136,9 @@ def test_finish_machine_id_resolv_conf_and_boot_files(tmp_path):
     overlay.finish(root)
     assert (root / "etc/machine-id").read_bytes() == b""
     assert os.readlink(root / "etc/resolv.conf") == "../run/resolv.conf"
+    fstab = (OVERLAY / "etc/fstab").read_text().splitlines()
+    for row in (line.split() for line in fstab if line and not line.startswith("#")):
+        assert (root / row[1].lstrip("/")).is_dir(), row[1]
     vmlinuz = root / "boot/vmlinuz"
     assert not vmlinuz.is_symlink() and vmlinuz.read_bytes() == b"kernel"
     assert vmlinuz.stat().st_ino == (root / "boot/vmlinuz-6.1.0-50-amd64").stat().st_ino

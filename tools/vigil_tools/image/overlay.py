@@ -9,8 +9,9 @@ unit), `/usr/lib/os-release` (with `/etc/os-release` linking to it, as Debian ha
 `finish` fixes what must hold in the final root whatever the packages did: an empty
 `/etc/machine-id` (systemd mounts a new one over it at every boot on a read-only root, and an
 empty file is not a "first boot"), `/etc/resolv.conf` a link into /run (vigild and udhcpc write
-it), and `/boot/vmlinuz` and `/boot/initrd.img` hard links to the one kernel and initramfs, so
-GRUB reads plain files from the squashfs.
+it), the mount points of /etc/fstab (a read-only root cannot make them at boot), and
+`/boot/vmlinuz` and `/boot/initrd.img` hard links to the one kernel and initramfs, so GRUB reads
+plain files from the squashfs.
 
 The version (`VERSION_ID`) is the project's; `BUILD_ID` is `git describe` and the date of
 SOURCE_DATE_EPOCH, which is the last commit's time unless set: the same tree gives the same file.
@@ -28,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vigil_tools.image.recipe import OVERLAY, REPO, ImageError
+
+MOUNT_POINTS = ("data", "tmp", "var/tmp", "var/log", "var/lib/systemd")  # /etc/fstab's
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,8 @@ def finish(root: Path) -> None:
     machine_id.write_bytes(b"")
     machine_id.chmod(0o444)
     _replace_with_link(root / "etc/resolv.conf", "../run/resolv.conf")
+    for mount_point in MOUNT_POINTS:  # a read-only root cannot make them at boot
+        (root / mount_point).mkdir(mode=0o755, parents=True, exist_ok=True)
     for name, pattern in (("vmlinuz", "vmlinuz-*"), ("initrd.img", "initrd.img-*")):
         source = _only(root, pattern)
         link = root / "boot" / name
