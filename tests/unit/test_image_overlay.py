@@ -59,6 +59,10 @@ def staged(tmp_path):
         extra={"gpio-sim": module},
         load=("vivid", "i2c-stub", "gpio-sim"),
         options={"i2c-stub": "chip_addr=0x23"},
+        files={
+            "usr/libexec/vigil/gpio-sim-setup": "#!/bin/sh\necho set up\n",
+            "/etc/systemd/system/vigil-gpio-sim.service": "[Unit]\n",
+        },
     )
     return overlay.stage(
         tmp_path / "staged", BOARDS / "qemu-x86_64", "bookworm", INFO, modules=modules
@@ -84,10 +88,13 @@ def test_stage_writes_the_board_modules(staged):
     assert ko.read_bytes() == b"\x7fELF module"
     load = (staged / "etc/modules-load.d/vigil-board.conf").read_text().splitlines()
     assert load[1:] == ["vivid", "i2c-stub", "gpio-sim"]
-    assert (
-        "options i2c-stub chip_addr=0x23"
-        in (staged / "etc/modprobe.d/vigil-board.conf").read_text()
-    )
+    options = (staged / "etc/modprobe.d/vigil-board.conf").read_text()
+    assert "options i2c-stub chip_addr=0x23" in options
+    script = staged / "usr/libexec/vigil/gpio-sim-setup"
+    assert script.read_text() == "#!/bin/sh\necho set up\n"
+    assert stat.S_IMODE(script.stat().st_mode) == 0o755
+    unit = staged / "etc/systemd/system/vigil-gpio-sim.service"
+    assert stat.S_IMODE(unit.stat().st_mode) == 0o644
 
 
 def test_stage_empties_its_folder(tmp_path):

@@ -108,7 +108,7 @@ def test_a_failed_build_keeps_the_previous_root_and_no_work_folder(tmp_path, mon
     (out / "rootfs.squashfs").write_bytes(b"previous")
     monkeypatch.setattr(rootfs, "_check_tools", lambda *tools: None)
 
-    def fails(recipe, pins, wheel_pins, kernel, work, cache):
+    def fails(recipe, pins, wheel_pins, rig, work, cache):
         (work / "root").mkdir()
         raise ImageError("mmdebstrap failed")
 

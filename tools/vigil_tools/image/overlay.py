@@ -42,6 +42,9 @@ class BoardModules:
     extra: dict[str, Path] = field(default_factory=dict)
     load: tuple[str, ...] = ()  # /etc/modules-load.d/vigil-board.conf, in this order
     options: dict[str, str] = field(default_factory=dict)  # /etc/modprobe.d/vigil-board.conf
+    # Other files the modules need (path in the root -> text; "#!" makes it executable), such
+    # as the rig's gpio-sim chip set-up (`vigil_tools.rig.gpio_sim.boot_files`).
+    files: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,11 @@ def _stage_modules(out: Path, modules: BoardModules) -> None:
     (out / "etc/modules-load.d/vigil-board.conf").write_text(
         header + "".join(f"{name}\n" for name in modules.load), encoding="utf-8"
     )
+    for relative, text in sorted(modules.files.items()):
+        path = out / relative.lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        path.chmod(0o755 if text.startswith("#!") else 0o644)
     (out / "etc/modprobe.d").mkdir(parents=True, exist_ok=True)
     (out / "etc/modprobe.d/vigil-board.conf").write_text(
         header + "".join(f"options {m} {o}\n" for m, o in sorted(modules.options.items())),

@@ -30,8 +30,8 @@ from pathlib import Path
 
 from vigil_tools.image import lock, overlay, squashfs, wheels
 from vigil_tools.image.recipe import ImageError, Recipe, RootfsRecipe, load_recipe
-from vigil_tools.rig.gpio_sim import BuildError, build_gpio_sim
-from vigil_tools.rig.spec import KernelPin, SpecError, load_rig_board
+from vigil_tools.rig.gpio_sim import BuildError, boot_files, build_gpio_sim
+from vigil_tools.rig.spec import KernelPin, RigBoard, SpecError, load_rig_board
 
 log = logging.getLogger(__name__)
 
@@ -145,29 +145,37 @@ def _check_tools(*tools: str) -> None:
         raise ImageError("building a root file system needs root (mmdebstrap --mode=root)")
 
 
-def board_kernel(recipe: Recipe) -> KernelPin | None:
-    """The kernel pinned in the board's kernel.toml (None: the recipe names its own kernel)."""
+def board_rig(recipe: Recipe) -> RigBoard | None:
+    """The board's kernel.toml and rig.toml (None: no kernel.toml, the recipe names a kernel)."""
     if not (recipe.directory / "kernel.toml").is_file():
         return None
     try:
-        return load_rig_board(recipe.directory).kernel
+        return load_rig_board(recipe.directory)
     except SpecError as exc:
         raise ImageError(str(exc)) from None
 
 
-def board_modules(kernel: KernelPin) -> overlay.BoardModules:
-    """gpio-sim.ko (built for the pinned kernel, or taken from the cache) and the boot modules."""
-    extra = {}
+def board_kernel(recipe: Recipe) -> KernelPin | None:
+    rig = board_rig(recipe)
+    return rig.kernel if rig else None
+
+
+def board_modules(rig: RigBoard) -> overlay.BoardModules:
+    """The boot modules, and gpio-sim.ko (built for the pinned kernel, or taken from the cache)
+    with the set-up of rig.toml's chip at boot."""
+    kernel, extra, files = rig.kernel, {}, {}
     if "gpio-sim" in kernel.modules:
         try:
             extra["gpio-sim"] = build_gpio_sim(kernel)
         except BuildError as exc:
             raise ImageError(f"gpio-sim.ko: {exc}") from None
+        files = boot_files(rig.rig)
     return overlay.BoardModules(
         release=kernel.release,
         extra=extra,
         load=kernel.modules,
         options=dict(kernel.module_options),
+        files=files,
     )
 
 
@@ -198,12 +206,12 @@ def build_rootfs(board: str, out: Path, cache: Path) -> Path:
     _check_tools("mmdebstrap", "mksquashfs")
     pins = lock.parse_packages(lock.read_lock(recipe.packages_lock), str(recipe.packages_lock))
     wheel_pins = lock.parse_wheels(lock.read_lock(recipe.wheels_lock), str(recipe.wheels_lock))
-    kernel = board_kernel(recipe)
-    if kernel is not None:
-        check_kernel_pin(pins, kernel)
+    rig = board_rig(recipe)
+    if rig is not None:
+        check_kernel_pin(pins, rig.kernel)
     work = _fresh(out / "rootfs-work")
     try:
-        root, info = _make_root(recipe, pins, wheel_pins, kernel, work, cache)
+        root, info = _make_root(recipe, pins, wheel_pins, rig, work, cache)
         image = out / "rootfs.squashfs"
         size = squashfs.make(
             root, image, info.epoch, recipe.rootfs.architecture, recipe.rootfs.squashfs_max_mb
@@ -218,11 +226,12 @@ def _make_root(
     recipe: Recipe,
     pins: dict[str, str],
     wheel_pins: list[lock.WheelPin],
-    kernel: KernelPin | None,
+    rig: RigBoard | None,
     work: Path,
     cache: Path,
 ) -> tuple[Path, overlay.BuildInfo]:
     """The finished root directory in `work` (steps 1-4 of the module's docstring)."""
+    kernel = rig.kernel if rig else None
     info = overlay.build_info()
     project_wheel = wheels.build_project_wheel(work / "project")
     wheel_cache = cache / "wheels" / recipe.wheels.machine
@@ -238,7 +247,7 @@ def _make_root(
             recipe.directory,
             recipe.rootfs.suite,
             info,
-            board_modules(kernel) if kernel else None,
+            board_modules(rig) if rig else None,
         ),
         staged_wheels=wheels.stage(project_wheel, locked, recipe.wheels_lock, work / "wheels"),
         project_wheel=project_wheel.name,
