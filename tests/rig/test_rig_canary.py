@@ -25,6 +25,7 @@ from tests.rig.rig_wait import console, running, wait_for
 from vigil.ptz.commands import Frame, Move
 from vigil_tools.cli import main
 from vigil_tools.ptz_sim import READ_TIMEOUT, DomeSimulator
+from vigil_tools.rig import accel
 from vigil_tools.rig.canary import (
     CARD_FLAG,
     DOME_ADDRESS,
@@ -174,3 +175,13 @@ def test_a_refused_start_leaves_nothing(board: RigBoard, tmp_path: Path) -> None
     assert not _processes_naming(folder)
     done = _vigil("rig", "down", "--dir", str(folder), board.name)
     assert done.returncode == 1 and "no rig is up" in done.stderr
+
+
+def test_the_accelerator_probe(board: RigBoard, canary: CanaryGuest) -> None:
+    """The probe that decides on KVM sees a boot where there is one (TCG), and "auto" gives KVM
+    only with its verdict (on this machine kind KVM guests hang, so TCG)."""
+    assert accel.canary_boots(board, "tcg")
+    chosen = accel.choose(board)
+    assert chosen in ("tcg", "kvm")
+    if chosen == "kvm":
+        assert accel.kvm_present()

@@ -52,6 +52,7 @@ def test_the_board_files_agree() -> None:
             'memory_mb = "1G"',
             "machine.memory_mb must be an integer",
         ),
+        ("rig.toml", 'accel = "auto"', 'accel = "hvf"', "machine.accel is one of tcg, kvm,"),
         ("rig.toml", "offset = 5", "offset = 8", "offset 8 >= 8"),
         ("rig.toml", 'name = "ir-led"', 'name = "alarm-in-1"', "share an offset or a name"),
         ("rig.toml", '"192.168.1.1/24"', '"192.168.1/24"', "network.host_address is not"),

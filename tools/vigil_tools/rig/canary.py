@@ -34,6 +34,7 @@ from vigil_tools.rig.gpio_sim import CONFIGFS, build_gpio_sim, gpio_sim_setup
 from vigil_tools.rig.modules import index_modules, load_order, module_name
 from vigil_tools.rig.spec import REPO_BOARDS, RigBoard, RigSpec
 
+STARTED = "@@VIGIL-CANARY-STARTED"  # /init runs: the kernel booted (the KVM probe's sign)
 BEGIN = "@@VIGIL-CANARY-BEGIN"
 END = "@@VIGIL-CANARY-END"
 CARD = "@@VIGIL-CANARY-CARD"
@@ -86,6 +87,7 @@ def init_script(board: RigBoard, order: Sequence[str]) -> str:
 export PATH=/bin:/usr/bin
 mount -t proc proc /proc
 echo 1 > /proc/sys/kernel/printk  # the report alone on the console, whatever the command line
+echo {STARTED}
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 say() {{ echo "$1=$2" >> /report; }}

@@ -83,7 +83,7 @@ def _boot(args: argparse.Namespace, board: RigBoard) -> Boot:
 
 def _print_up(state: RigState) -> None:
     folder = state.path
-    print(f"rig {state.board} up: QEMU pid {state.pid}")
+    print(f"rig {state.board} up: QEMU pid {state.pid} ({state.accel})")
     print(
         f"  network    {state.netns}: host {state.host_address}, guest {state.guest_address} (DHCP)"
     )

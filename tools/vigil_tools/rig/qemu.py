@@ -1,8 +1,9 @@
 """Running a rig board under QEMU: the machine's command line, `up` and `down`, and the state kept
 in the rig's folder (build/rig/<board>/ by default) so that later commands find the machine.
 
-The machine (rig.toml `[machine]`): x86_64 TCG by default (KVM guests hang early in boot on this
-machine kind; a board may name another accelerator once a canary proves it), no display;
+The machine (rig.toml `[machine]`): x86_64 under TCG, or KVM where rig.toml says "kvm", or says
+"auto" and a short canary boot proved KVM works on this host (`accel`; on the machine kind this
+was written on KVM guests hang early in boot); no display;
 - ttyS0, the console: unix socket `console.sock` (`vigil rig console`), everything also written
   to `console.log`;
 - ttyS1, the dome's RS-485 line: a host PTY, linked as `dome` in the rig folder, for
@@ -34,7 +35,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from vigil_tools.rig import dhcp, netns
+from vigil_tools.rig import accel, dhcp, netns
 from vigil_tools.rig.debs import DebError
 from vigil_tools.rig.qmp import Qmp, QmpError
 from vigil_tools.rig.spec import REPO_BOARDS, RigBoard
@@ -87,6 +88,7 @@ class RigState:
     guest_address: str
     started: float
     dhcp_pid: int = 0
+    accel: str = "tcg"
 
     @property
     def path(self) -> Path:
@@ -141,7 +143,9 @@ def _card(board: RigBoard, folder: Path, card: Path | None) -> Path:
     return card.resolve()
 
 
-def qemu_argv(board: RigBoard, boot: Boot, folder: Path, card: Path, tap: str) -> list[str]:
+def qemu_argv(
+    board: RigBoard, boot: Boot, folder: Path, card: Path, tap: str, accel: str = "tcg"
+) -> list[str]:
     """QEMU's command line for the rig (without the namespace prefix)."""
     rig, socks = board.rig, _sockets(folder)
 
@@ -150,7 +154,7 @@ def qemu_argv(board: RigBoard, boot: Boot, folder: Path, card: Path, tap: str) -
 
     argv = [
         QEMU,
-        *("-name", f"vigil-rig-{board.name}", "-machine", rig.machine, "-accel", rig.accel),
+        *("-name", f"vigil-rig-{board.name}", "-machine", rig.machine, "-accel", accel),
         *("-cpu", rig.cpu, "-smp", str(rig.cpus), "-m", str(rig.memory_mb)),
         *("-display", "none", "-vga", "none", "-nodefaults"),
         *("-chardev", server("console", f",logfile={folder / 'console.log'}")),
@@ -214,11 +218,12 @@ def up(board: RigBoard, boot: Boot, folder: Path, card: Path | None = None) -> R
     folder = folder.resolve()
     _prepare(folder)
     card = _card(board, folder, card)
+    accelerator = accel.choose(board)
     network = netns.create(board.rig.host_address)
     dhcp_pid = 0
     try:
         dhcp_pid = dhcp.start(network, board.rig.guest_address, _mac(board.name), folder)
-        argv = qemu_argv(board, boot, folder, card, network.tap)
+        argv = qemu_argv(board, boot, folder, card, network.tap, accelerator)
         result = subprocess.run(
             [*netns.exec_args(network.netns), *argv],
             capture_output=True,
@@ -248,6 +253,7 @@ def up(board: RigBoard, boot: Boot, folder: Path, card: Path | None = None) -> R
         guest_address=board.rig.guest_address.with_prefixlen,
         started=time.time(),
         dhcp_pid=dhcp_pid,
+        accel=accelerator,
     )
     (folder / STATE).write_text(json.dumps(asdict(state), indent=2) + "\n")
     return state

@@ -166,6 +166,13 @@ def _gpio_lines(gpio: _Table, num_lines: int) -> tuple[GpioLine, ...]:
     return tuple(lines)
 
 
+def _choice(table: _Table, key: str, choices: tuple[str, ...]) -> str:
+    value = table.get(key, str)
+    if value not in choices:
+        raise SpecError(f"{table.path}: {table.prefix}{key} is one of {', '.join(choices)}")
+    return str(value)
+
+
 def _rig(directory: Path) -> RigSpec:
     path = directory / "rig.toml"
     root = _Table(path, _load(path))
@@ -173,7 +180,7 @@ def _rig(directory: Path) -> RigSpec:
     num_lines = gpio.get("num_lines", int)
     return RigSpec(
         machine=machine.get("machine", str),
-        accel=machine.get("accel", str),
+        accel=_choice(machine, "accel", ("tcg", "kvm", "auto")),
         cpu=machine.get("cpu", str),
         cpus=machine.get("cpus", int),
         memory_mb=machine.get("memory_mb", int),
