@@ -236,6 +236,7 @@ def up(board: RigBoard, boot: Boot, folder: Path, card: Path | None = None) -> R
         pid = int((folder / "qemu.pid").read_text())
         pty = _dome_pty(_sockets(folder)["qmp"])
     except (RigError, QmpError, DebError, OSError, ValueError, subprocess.TimeoutExpired) as exc:
+        _kill_started(folder)
         _stop_dhcp(dhcp_pid, folder)
         netns.delete(network.netns)
         raise RigError(str(exc)) from None
@@ -274,6 +275,16 @@ def _stop_qemu(state: RigState) -> None:
     if _alive(state.pid, folder):
         os.kill(state.pid, signal.SIGKILL)
         time.sleep(0.2)
+
+
+def _kill_started(folder: Path) -> None:
+    """Kill a QEMU that daemonized but whose start then failed (its pidfile names it)."""
+    try:
+        pid = int((folder / "qemu.pid").read_text())
+    except (OSError, ValueError):
+        return
+    if _alive(pid, folder):
+        os.kill(pid, signal.SIGKILL)
 
 
 def _stop_dhcp(pid: int, folder: Path) -> None:
