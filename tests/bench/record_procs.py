@@ -179,8 +179,8 @@ class VigilSide:
         self.roles = {int(tid): role for tid, role in ready["threads"].items()}
 
     def cpu_by_role(self) -> dict[str, float]:
-        """CPU seconds of the process's threads by role: ingest (PyAV's demux and the hand-over
-        to the loop), loop (hubs, recorder pumps), writer (fragments, fsync, index), other."""
+        """CPU seconds of the process's threads by role: loop (RTSP clients, hubs, recorder
+        pumps), writer (fragments, fsync, index), other."""
         assert self.program is not None
         seconds: dict[str, float] = {}
         for thread in psutil.Process(self.program.pid).threads():

@@ -146,9 +146,10 @@ How the figures are measured:
 - Recording CPU: user + system CPU time of the recording processes (/proc, via psutil, all
   threads, reaped children included) over the window, per stream and per minute. The cameras
   run in a process of their own, counted on neither side. Vigil's is also split by thread:
-  `ingest` (PyAV's RTSP demux and the hand-over to the event loop), `loop` (the event loop:
-  hubs, which also packetize every unit for RTSP, and the recorders' pumps), `writer` (the
-  recorders' threads: fragments, write, fsync, index), `other` (SQLite, PyAV, executor).
+  `loop` (the event loop: the RTSP clients reading and depacketizing, the hubs, which
+  packetize only keyframes while nobody plays a stream over RTSP, and the recorders' pumps),
+  `writer` (the recorders' threads: fragments, write, fsync, index), `other` (SQLite,
+  executor).
 - Device bytes per byte of video: sectors the card's file system wrote to its loop device
   (`/sys/block/loopN/stat`) from after the format and mount to after the recorders stopped,
   the final `sync -f` and the unmount (so ffmpeg's delayed write-back and the journal's

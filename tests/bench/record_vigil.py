@@ -7,7 +7,7 @@ Stream ids are NVR channels 2..K+1 (`<c>01`); channel 1 would be the device's ow
 
 Usage: `python -m tests.bench.record_vigil URL_TEMPLATE K ROOT`, URL_TEMPLATE with `{id}` for
 the source's stream id. Line protocol: `{"event": "ready", "threads": {native id: role}}` once
-every stream is streaming (roles: ingest, writer, loop);
+every stream is streaming (roles: writer, loop);
 the order `stop` stops the ingests, then the recorders (completing their segments), closes
 the index and answers `{"event": "stopped", ...}` with each stream's counts.
 """

@@ -60,11 +60,15 @@ async def feed(hub: StreamHub, units: list[AccessUnit]) -> None:
 async def feed_in_step(
     recorder: Recorder, hub: StreamHub, units: list[AccessUnit], taken: int
 ) -> int:
-    """Publish one unit at a time, each once the writer has taken the last: `taken` so far."""
+    """Publish one unit at a time, each once the recorder has taken the last (the writer gets
+    them by fragment): `taken` so far."""
+    deadline = time.monotonic() + 20.0
     for au in units:
         hub.publish(au)
         taken += 1
-        await settle(recorder, taken)
+        while recorder.stats.received < taken:
+            assert time.monotonic() < deadline, f"took {recorder.stats.received} of {taken}"
+            await asyncio.sleep(0.001)
     return taken
 
 

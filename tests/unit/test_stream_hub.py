@@ -107,3 +107,36 @@ async def test_new_codec_ends_current_subscribers() -> None:
     hub.replace_packetizer(CountingPacketizer())
     assert (await sub.next()) is None
     assert not await hub.wait_ready(0.01)
+
+
+class SequencingPacketizer(CountingPacketizer):
+    """Packets that carry the sequence number they were given."""
+
+    def packetize(self, au: AccessUnit) -> list[bytes]:
+        self.calls += 1
+        self.next_sequence += 1
+        return [self.next_sequence.to_bytes(4, "big") + au.data]
+
+
+async def test_units_only_subscribers_cost_no_packetizing_but_rtp_ones_get_it_in_order() -> None:
+    packetizer = SequencingPacketizer()
+    hub = StreamHub(101, packetizer)
+    recorder = hub.subscribe(packets=False)
+    for au in gop_stream(13, gop=5):  # keyframes at 0, 5, 10
+        hub.publish(au)
+    assert packetizer.calls == 3  # the keyframes only (the SDP's parameter sets come from them)
+    assert [(await recorder.next()).au.pts for _ in range(13)] == [n * 3600 for n in range(13)]
+    # A client joins: the cached GOP (10, 11, 12) is packetized for it, then everything is.
+    client = hub.subscribe()
+    for au in gop_stream(20, gop=5)[13:]:
+        hub.publish(au)
+    batches = [await client.next() for _ in range(10)]
+    assert [b.au.pts for b in batches if b] == [n * 3600 for n in range(10, 20)]
+    sequences = [int.from_bytes(b.packets[0][:4], "big") for b in batches if b]
+    assert sequences == sorted(sequences) and len(set(sequences)) == 10
+    # Once it leaves, only keyframes again.
+    client.close()
+    calls = packetizer.calls
+    for au in gop_stream(30, gop=5)[20:]:
+        hub.publish(au)
+    assert packetizer.calls == calls + 2

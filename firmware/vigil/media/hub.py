@@ -1,10 +1,15 @@
 """StreamHub: the one fan-out point of a stream.
 
 Each access unit is packetized once, kept in the current-GOP cache, and offered to every
-subscriber. A new subscriber starts with the cached GOP, so its first packet is a keyframe. A
-subscriber whose queue is full (a slow client) loses its queue and waits for the next keyframe:
-it is counted, and never slows the publisher or the other subscribers. Everything here runs on
-the event loop; the encoder threads hand units over with `loop.call_soon_threadsafe(publish)`.
+subscriber. Packetized only if someone plays it over RTP, though: a subscriber that takes
+the units alone (a recorder) says so, and while only such subscribers are there, only
+keyframes are packetized (the packetizer learns the parameter sets for the SDP from them);
+the first RTP subscriber has the rest of the cached GOP packetized, in order, before it
+starts, so the sequence numbers still run in publishing order. A new subscriber starts with
+the cached GOP, so its first packet is a keyframe. A subscriber whose queue is full (a slow
+client) loses its queue and waits for the next keyframe: it is counted, and never slows the
+publisher or the other subscribers. Everything here runs on the event loop; the encoder
+threads hand units over with `loop.call_soon_threadsafe(publish)`.
 """
 
 from __future__ import annotations
@@ -26,11 +31,13 @@ RATE_WINDOW_S = 2.0
 class RtpBatch:
     au: AccessUnit
     packets: tuple[bytes, ...]
+    packetized: bool = True  # False: `packets` is empty because nobody needed them
 
 
 class Subscription:
-    def __init__(self, hub: StreamHub, limit: int) -> None:
+    def __init__(self, hub: StreamHub, limit: int, packets: bool = True) -> None:
         self.hub = hub
+        self.packets = packets  # this subscriber sends the RTP packets (not only the units)
         self._limit = limit
         self._queue: deque[RtpBatch] = deque()
         self._ready = asyncio.Event()
@@ -91,13 +98,17 @@ class StreamHub:
         self._queue_units = queue_units
         self._gop: list[RtpBatch] = []
         self._subscribers: set[Subscription] = set()
+        self._rtp_subscribers = 0  # subscribers that need the packets
         self._recent: deque[tuple[float, int]] = deque()  # (time, octets) for the bit rate
         self._keyframe_seen = asyncio.Event()
         self.last_unit: AccessUnit | None = None
 
     # -- publishing ---------------------------------------------------------------------------
     def publish(self, au: AccessUnit) -> None:
-        batch = RtpBatch(au, tuple(self.packetizer.packetize(au)))
+        if au.keyframe or self._rtp_subscribers:
+            batch = RtpBatch(au, tuple(self.packetizer.packetize(au)))
+        else:
+            batch = RtpBatch(au, (), packetized=False)
         if au.keyframe:
             self._gop = []
             self._keyframe_seen.set()
@@ -123,19 +134,32 @@ class StreamHub:
             subscriber.close()
 
     # -- subscribing --------------------------------------------------------------------------
-    def subscribe(self, queue_units: int | None = None) -> Subscription:
+    def subscribe(self, queue_units: int | None = None, *, packets: bool = True) -> Subscription:
         """`queue_units`: this subscriber's queue, if not the hub's (a recorder rides out a
-        slow card with tens of seconds of it)."""
+        slow card with tens of seconds of it). `packets`: False for a subscriber that only
+        takes the access units (its batches may carry no packets)."""
         if queue_units is not None and queue_units < 1:
             raise ValueError("a subscription queues at least one unit")
-        subscription = Subscription(self, self._queue_units if queue_units is None else queue_units)
+        limit = self._queue_units if queue_units is None else queue_units
+        subscription = Subscription(self, limit, packets)
+        if packets:
+            self._rtp_subscribers += 1
+            self._packetize_cache()
         for batch in self._gop:
             subscription.offer(batch)
         self._subscribers.add(subscription)
         return subscription
 
+    def _packetize_cache(self) -> None:
+        """Packets for the cached units that have none yet (all later than any packetized)."""
+        for n, batch in enumerate(self._gop):
+            if not batch.packetized:
+                self._gop[n] = RtpBatch(batch.au, tuple(self.packetizer.packetize(batch.au)))
+
     def unsubscribe(self, subscription: Subscription) -> None:
-        self._subscribers.discard(subscription)
+        if subscription in self._subscribers:
+            self._subscribers.discard(subscription)
+            self._rtp_subscribers -= subscription.packets
 
     async def wait_ready(self, timeout: float) -> bool:
         """Wait until a keyframe (and so the parameter sets for the SDP) has been seen."""

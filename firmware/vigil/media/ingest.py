@@ -44,6 +44,10 @@ AUD_TYPE = {"H264": 9, "H265": 35}
 # (its encoder restarted): the timeline is anchored again on arrival time.
 MAX_PTS_LEAD = 2 * RTP_CLOCK
 BACKOFF_S = (1.0, 30.0)
+# The sockets of all ingests are read together at most this often (`RtspPull._pause`): one
+# wake-up for every camera's frames (a few of them) instead of one per frame per camera, for
+# at most this much delay (a recorder does not mind; a live view over RTSP hardly notices).
+READ_EVERY_S = 0.1
 
 
 def nal_type(codec: str, nal: memoryview | bytes) -> int:
@@ -168,6 +172,7 @@ class RtspIngest:
         read_timeout: float = 5.0,
         backoff: tuple[float, float] = BACKOFF_S,
         options: dict[str, str] | None = None,
+        read_every: float = READ_EVERY_S,
     ) -> None:
         """`read_timeout`: a source without media this long is lost (well within SPEC's 10 s).
         `options`: only `rtsp_transport=tcp` (interleaved) is supported, and is the default."""
@@ -179,6 +184,7 @@ class RtspIngest:
         self.hub = hub
         self.open_timeout = open_timeout
         self.read_timeout = read_timeout
+        self.read_every = read_every
         self.backoff = backoff
         self.stats = IngestStats()
         self._timeline = Timeline()
@@ -239,7 +245,7 @@ class RtspIngest:
 
     async def _session(self) -> None:
         """One connection, played until it ends, stalls or the ingest stops."""
-        pull = RtspPull(self.url, self._on_unit, self._on_track)
+        pull = RtspPull(self.url, self._on_unit, self._on_track, read_every=self.read_every)
         try:
             try:
                 await asyncio.wait_for(pull.open(), self.open_timeout)

@@ -31,6 +31,7 @@ MAX_UNIT = 16 * 1024 * 1024  # bytes of one access unit; beyond this the camera 
 START = b"\x00\x00\x00\x01"
 DEFAULT_KEEPALIVE_S = 25.0  # below the usual 60 s session timeout
 USER_AGENT = "Vigil"
+FULL_READ = 256 * 1024  # what asyncio's socket transport reads at most at a time
 
 
 class PullError(Exception):
@@ -319,8 +320,20 @@ UnitCallback = Callable[[bytes, int, bool, float], None]  # data, RTP timestamp,
 class RtspPull(asyncio.Protocol):
     """One RTSP/TCP connection playing one video track; `await open()`, then units flow."""
 
-    def __init__(self, url: str, on_unit: UnitCallback, on_track: Callable[[Track], None]) -> None:
-        """`on_track` is called with the track before PLAY (units may follow at once)."""
+    def __init__(
+        self,
+        url: str,
+        on_unit: UnitCallback,
+        on_track: Callable[[Track], None],
+        *,
+        read_every: float = 0.0,
+    ) -> None:
+        """`on_track` is called with the track before PLAY (units may follow at once).
+        `read_every` (seconds): once playing, read the socket at most this often, on a grid
+        that every connection of the loop shares (see `_pause`)."""
+        self._read_every = read_every
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._paced = False
         self.url, user, password = split_credentials(url)
         self._auth = Credentials(user, password)
         self._on_unit = on_unit
@@ -362,7 +375,7 @@ class RtspPull(asyncio.Protocol):
 
     async def open(self) -> Track:
         """Connect, DESCRIBE, SETUP and PLAY: the track played."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         parts = urlsplit(self.url)
         if parts.scheme != "rtsp":
             raise PullError(f"unsupported scheme {parts.scheme!r}")
@@ -392,6 +405,7 @@ class RtspPull(asyncio.Protocol):
         self._on_track(track)
         await self._request("PLAY", self.url, [("Range", "npt=0.000-")])
         self.last_media = time.monotonic()
+        self._paced = self._read_every > 0
         return track
 
     @property
@@ -466,6 +480,27 @@ class RtspPull(asyncio.Protocol):
             return
         if pos:
             del buf[:pos]
+        if self._paced and len(data) < FULL_READ:  # a full read: more is waiting, read on
+            self._pause()
+
+    def _pause(self) -> None:
+        """Stop reading until the next instant of the shared grid.
+
+        A camera's frame comes in a burst; reading it as it comes wakes the process once per
+        frame per camera, and waking up costs more than the reading. Paced, every camera's
+        bytes wait in their socket buffers for the same instant and one wake-up reads them
+        all: at most `read_every` of delay, TCP's flow control covering a larger burst."""
+        transport, loop = self._transport, self._loop
+        if transport is None or loop is None or transport.is_closing():
+            return
+        transport.pause_reading()
+        every = self._read_every
+        loop.call_at((loop.time() // every + 1) * every, self._resume)
+
+    def _resume(self) -> None:
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()
 
     def _fail(self, reason: str) -> None:
         if self.closed is not None and not self.closed.done():

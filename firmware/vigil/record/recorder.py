@@ -3,11 +3,17 @@
 Two halves. On the event loop a pump takes units from a hub subscription with a deep queue
 (`queue_seconds` of video, so a card that stalls for seconds costs nothing) and hands them to
 a writer thread, which does all the blocking work: building fragments, write, fsync, directory
-fsync, SQLite. The pump waits when the writer is more than `WRITER_BACKLOG` units behind, so
-the backlog stays in the hub's queue, where overflowing it is noticed: the subscription skips
-to the next keyframe and counts a skip. A skip, a subscription ended by a codec change, or a
-pts jump of more than a second is a gap: the segment is closed at its last unit and the next
-starts at the next keyframe, so a segment's span never claims footage that is not in it.
+fsync, SQLite. The hand-over is by fragment, not by unit (waking a thread costs more than
+what it then does with one unit): the pump follows the writer's fragment rule and hands over
+its batch with the unit that ends a fragment (and at every keyframe, where a segment may
+end), so the writer writes each fragment when it would have unit by unit; a batch held
+`BATCH_HOLD_S` (a source that stalls) goes over as it is, and the writer's own deadline for a
+late unit writes the fragment as before. The pump waits when the writer is more than
+`WRITER_BACKLOG` units behind, so the backlog stays in the hub's queue, where overflowing it
+is noticed: the subscription skips to the next keyframe and counts a skip. A skip, a
+subscription ended by a codec change, or a pts jump of more than a second is a gap: the
+segment is closed at its last unit and the next starts at the next keyframe, so a segment's
+span never claims footage that is not in it.
 
 Order per fragment: data, fsync, (directory fsync for a new file), then the index row; the
 index is written only from the writer thread, after `SegmentWriter` returns.
@@ -57,6 +63,7 @@ from vigil.record.index import MAX_SEGMENT_US, RECORD_TYPES, RecordingIndex
 from vigil.record.prerecord import GopRing
 from vigil.record.segment import (
     FRAGMENT_MAX,
+    FRAGMENT_MIN_AT_KEYFRAME,
     FragmentWritten,
     SegmentWriter,
     ticks_to_us,
@@ -72,6 +79,10 @@ WRITER_BACKLOG = 50  # units handed to the writer thread and not yet taken
 MAX_FRAME_GAP = RTP_CLOCK  # a longer pts step is a gap: the segment ends
 # A fragment whose next unit is this late past its one second is written without it.
 STALL_GRACE_S = 0.5
+# A batch not ended by a fragment's end within this is handed over anyway (a stalled source):
+# longer than a fragment, so that it never happens while units come on time, and shorter than
+# the writer's deadline for a late unit, which runs from the fragment's first unit.
+BATCH_HOLD_S = FRAGMENT_MAX / RTP_CLOCK + 0.1
 # Keep a margin below the index's bound: the recorder cuts (even mid-GOP) before reaching it.
 SEGMENT_HARD_LIMIT = (MAX_SEGMENT_US - 60_000_000) * RTP_CLOCK // 1_000_000
 ERROR_BACKOFF_S = (1.0, 30.0)
@@ -87,6 +98,7 @@ class _Mode:
 
 @dataclass
 class RecorderStats:
+    received: int = 0  # access units the pump took for the writer (handed over or batched)
     units: int = 0  # access units taken by the writer
     segments: int = 0  # segment files opened
     fragments: int = 0
@@ -167,7 +179,7 @@ class Recorder:
             else rotate_offset
         )
         self.stats = RecorderStats()
-        self._units: queue.SimpleQueue[AccessUnit | str | _Mode] = queue.SimpleQueue()
+        self._units: queue.SimpleQueue[list[AccessUnit] | str | _Mode] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._pump: asyncio.Task[None] | None = None
         self._subscription: Subscription | None = None
@@ -177,6 +189,10 @@ class Recorder:
         self._taken = 0  # units taken by the writer (writer side)
         self._room = asyncio.Event()
         self._pump_waiting = False
+        self._batch: list[AccessUnit] = []  # units for the writer, handed over by fragment
+        self._batch_timer: asyncio.TimerHandle | None = None
+        self._cut_pts: int | None = None  # where the writer's pending fragment starts
+        self._last_pts: int | None = None
         self._clock_offset = 0.0
         # Writer thread state.
         self._writer_type = record_type
@@ -201,6 +217,8 @@ class Recorder:
         self._units = queue.SimpleQueue()
         self._writer_type = self._mode
         self._ring.clear()
+        self._batch = []
+        self._cut_pts = self._last_pts = None
         self._thread = threading.Thread(
             target=self._write_loop, name=f"vigil-record-{self.stream_id}", daemon=True
         )
@@ -223,6 +241,7 @@ class Recorder:
             self._pump.cancel()
             await asyncio.gather(self._pump, return_exceptions=True)
             self._pump = None
+        self._send_batch()
         self._units.put(_STOP)
         await asyncio.to_thread(thread.join)
         log.info(
@@ -256,6 +275,7 @@ class Recorder:
         if record_type is None:
             self._ring.clear()  # it refills from the next keyframe
         if self._thread is not None:
+            self._send_batch()
             self._units.put(_Mode(record_type))
 
     def _queue_units(self) -> int:
@@ -266,7 +286,7 @@ class Recorder:
 
     async def _pump_units(self) -> None:
         while not self._stopping:
-            subscription = self.hub.subscribe(queue_units=self._queue_units())
+            subscription = self.hub.subscribe(queue_units=self._queue_units(), packets=False)
             self._subscription = subscription
             skips = subscription.skips
             while True:
@@ -277,7 +297,7 @@ class Recorder:
                     self.stats.skips += subscription.skips - skips
                     skips = subscription.skips
                     self._ring.clear()
-                    self._units.put(_GAP)
+                    self._send_gap()
                 if batch.au.captured_at <= self.not_before:
                     continue
                 if self._mode is None:
@@ -289,13 +309,51 @@ class Recorder:
             if not self._stopping:
                 # The hub ended the subscription (a new codec): what follows is another stream.
                 log.info("stream %d: the stream changed; recording goes on", self.stream_id)
-                self._units.put(_GAP)
+                self._send_gap()
 
     async def _hand_over(self, au: AccessUnit) -> None:
         await self._wait_for_room()
-        self._sent += 1
+        self.stats.received += 1
         self.last_captured = au.captured_at
-        self._units.put(au)
+        batch = self._batch
+        batch.append(au)
+        if self._ends_fragment(au):
+            self._send_batch()
+        elif len(batch) == 1:
+            assert self._loop is not None
+            self._batch_timer = self._loop.call_later(BATCH_HOLD_S, self._send_batch)
+
+    def _ends_fragment(self, au: AccessUnit) -> bool:
+        """Whether the writer may write a fragment (or close a segment) on taking `au`: the
+        writer's rule (`SegmentWriter.add`), followed on this side; any keyframe too."""
+        start, last = self._cut_pts, self._last_pts
+        self._last_pts = au.pts
+        if start is None or last is None or not 0 < au.pts - last <= MAX_FRAME_GAP:
+            self._cut_pts = au.pts if au.keyframe else None  # a gap, or a segment to open
+            return True
+        span = au.pts - start
+        if (
+            au.keyframe and span >= FRAGMENT_MIN_AT_KEYFRAME
+        ) or span + au.pts - last > FRAGMENT_MAX:
+            self._cut_pts = au.pts
+            return True
+        return au.keyframe
+
+    def _send_batch(self, then: str | None = None) -> None:
+        """Hand the batch to the writer (and `then`, an order that follows it)."""
+        if self._batch_timer is not None:
+            self._batch_timer.cancel()
+            self._batch_timer = None
+        batch, self._batch = self._batch, []
+        if batch:
+            self._sent += len(batch)
+            self._units.put(batch)
+        if then is not None:
+            self._units.put(then)
+
+    def _send_gap(self) -> None:
+        self._send_batch(_GAP)
+        self._cut_pts = self._last_pts = None
 
     async def _wait_for_room(self) -> None:
         while self._sent - self._taken >= WRITER_BACKLOG:
@@ -331,14 +389,15 @@ class Recorder:
                 if item == _STOP:
                     return
                 continue
-            self._taken += 1
-            self.stats.units += 1
+            for au in item:
+                self._taken += 1
+                self.stats.units += 1
+                self._guarded(self._take, au)
             if self._pump_waiting and self._loop is not None:
                 self._pump_waiting = False
                 # A closed loop means the daemon is going down: only the stop item matters now.
                 with contextlib.suppress(RuntimeError):
                     self._loop.call_soon_threadsafe(self._room.set)
-            self._guarded(self._take, item)
 
     def _guarded(self, step: Callable[..., None], *args: object) -> None:
         """Run a writer step; a failure (a card gone or full) ends the segment, never the thread."""
