@@ -152,7 +152,9 @@ def test_a_hole_in_the_recording_is_closed_up(tmp_path: Path) -> None:
         dataclasses.replace(au, pts=au.pts + jump, captured_at=au.captured_at + 3)
         for au in source[110:]
     ]
-    record_units(tmp_path, units)
+    # 60 s segments: the only cut is the hole's (a 10 s rotation lands on the wall clock's grid
+    # and would cut the second part too, now and then).
+    record_units(tmp_path, units, segment_seconds=60)
     index = RecordingIndex.open(tmp_path)
     first, second = index.all_segments()
     hole = second.start_us - first.end_us  # 3 s and what was lost until the next keyframe

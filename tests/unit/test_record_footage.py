@@ -231,7 +231,7 @@ def test_playback_uri_parsing_ignores_name_and_size_and_keeps_offsets() -> None:
 
 def test_h265_footage_comes_back_with_its_vps_sps_pps(tmp_path: Path) -> None:
     source = encode_units(6.0, "H265", gop=25)
-    record_units(tmp_path, source)
+    record_units(tmp_path, source, segment_seconds=60)  # one segment, wherever the wall clock is
     index = RecordingIndex.open(tmp_path)
     (segment,) = index.all_segments()
     got = list(read_footage(tmp_path, index, 101, segment.start_us, segment.end_us))
