@@ -150,5 +150,5 @@ def test_committed_locks_parse():
     pins = lock.parse_packages((directory / "packages.lock").read_text())
     assert {"systemd", "rauc", "python3", "e2fsprogs"} <= set(pins)
     names = {pin.name for pin in lock.parse_wheels((directory / "wheels.lock").read_text())}
-    assert {"aiohttp", "av", "numpy", "gpiozero"} <= names
+    assert {"aiohttp", "av", "numpy", "gpiozero", "lgpio"} <= names
     assert "vigil" not in names

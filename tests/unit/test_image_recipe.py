@@ -38,6 +38,7 @@ def test_rig_recipe():
     assert recipe.rootfs.suite == "bookworm" and recipe.rootfs.architecture == "amd64"
     assert {"systemd", "rauc", "python3-venv", "e2fsprogs"} <= set(recipe.rootfs.packages)
     assert recipe.wheels.machine == "x86_64" and recipe.wheels.python == "311"
+    assert recipe.wheels.extra == ("lgpio>=0.2",)
     assert recipe.rootfs.squashfs_max_mb == 250
     assert "usr/lib/modules/*/kernel/sound" in recipe.rootfs.prune
 
@@ -68,6 +69,7 @@ def test_board_without_recipe():
         (("squashfs_max_mb = 250", 'squashfs_max_mb = "250"'), "must be a int"),
         (('python = "311"', 'python = "3.11"'), "like 311"),
         (("[wheels]", "[wheelz]"), "unknown section"),
+        (('"lgpio>=0.2"', '"lgpio; rm -rf /"'), "not a requirement"),
         (('"usr/lib/modules/*/kernel/sound"', '"/usr/lib"'), "not a path relative to /"),
         (('"usr/lib/modules/*/kernel/sound"', '"usr/../etc"'), "not a path relative to /"),
         (('"usr/lib/modules/*/kernel/sound"', '"usr/a b"'), "not a path relative to /"),

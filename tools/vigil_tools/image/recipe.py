@@ -38,6 +38,7 @@ class RootfsRecipe:
 class WheelsRecipe:
     platforms: tuple[str, ...]
     python: str
+    extra: tuple[str, ...] = ()  # requirements of this board only (its drivers' libraries)
 
     @property
     def machine(self) -> str:
@@ -71,8 +72,12 @@ _ROOTFS_KEYS = {
     "squashfs_max_mb": int,
     "prune": list,
 }
-_WHEELS_KEYS = {"platforms": list, "python": str}
-OPTIONAL = {"prune"}
+_WHEELS_KEYS = {"platforms": list, "python": str, "extra": list}
+OPTIONAL = {"prune", "extra"}
+# A name with optional extras and version clauses (no markers, URLs or spaces).
+REQUIREMENT = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[a-z0-9,_-]+\])?([<>=!~]=?[A-Za-z0-9.*+!-]+,?)*"
+)
 # What `prune` may name: a relative path of plain names and * globs, never .. nor absolute.
 PRUNE_PATTERN = re.compile(r"(?!.*(^|/)\.\.?(/|$))[A-Za-z0-9_.*+-]+(/[A-Za-z0-9_.*+-]+)*")
 VARIANTS = ("minbase", "apt", "required", "important", "standard")
@@ -130,6 +135,9 @@ def load_recipe(board: str, boards: Path = BOARDS) -> Recipe:
         raise ImageError(f"{path}: [rootfs] prune: {bad[0]!r} is not a path relative to /")
     if not 16 <= rootfs["squashfs_max_mb"] <= 4096:
         raise ImageError(f"{path}: [rootfs] squashfs_max_mb must be 16..4096")
+    bad = [r for r in wheels.get("extra", []) if not REQUIREMENT.fullmatch(r)]
+    if bad:
+        raise ImageError(f"{path}: [wheels] extra: {bad[0]!r} is not a requirement (name>=1.0)")
     if not re.fullmatch(r"3\d{1,2}", wheels["python"]):
         raise ImageError(f"{path}: [wheels] python is like 311 (CPython 3.11)")
     return Recipe(
@@ -144,5 +152,9 @@ def load_recipe(board: str, boards: Path = BOARDS) -> Recipe:
             squashfs_max_mb=rootfs["squashfs_max_mb"],
             prune=tuple(rootfs.get("prune", [])),
         ),
-        wheels=WheelsRecipe(platforms=tuple(wheels["platforms"]), python=wheels["python"]),
+        wheels=WheelsRecipe(
+            platforms=tuple(wheels["platforms"]),
+            python=wheels["python"],
+            extra=tuple(wheels.get("extra", [])),
+        ),
     )

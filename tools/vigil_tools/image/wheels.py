@@ -90,12 +90,13 @@ def pins_from_report(report: dict) -> list[WheelPin]:
 
 
 def resolve(recipe: WheelsRecipe, project_wheel: Path) -> list[WheelPin]:
-    """The newest dependency versions for the board, as pip resolves them (needs PyPI)."""
+    """The newest versions of Vigil's dependencies and the board's extra requirements, as pip
+    resolves them for the board (needs PyPI)."""
     with tempfile.TemporaryDirectory(prefix="vigil-resolve-") as scratch:
         report = Path(scratch, "report.json")
         _pip("install", "--dry-run", "--ignore-installed", "-q", "--report", str(report),
              "--target", str(Path(scratch, "target")), *target_options(recipe),
-             str(project_wheel), what="resolving the wheels")  # fmt: skip
+             str(project_wheel), *recipe.extra, what="resolving the wheels")  # fmt: skip
         return pins_from_report(json.loads(report.read_text(encoding="utf-8")))
 
 
