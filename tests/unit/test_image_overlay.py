@@ -112,6 +112,7 @@ def test_unit_runs_the_venv_daemon_with_the_board_and_restarts():
     )
     assert "Restart=on-failure" in unit and "EnvironmentFile=/etc/default/vigild" in unit
     assert "RequiresMountsFor=/data" in unit
+    assert "Environment=LG_WD=/run/vigil" in unit and "RuntimeDirectory=vigil" in unit
 
 
 def test_fstab_data_and_memory_file_systems():
