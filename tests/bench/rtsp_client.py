@@ -1,25 +1,24 @@
 """A lean RTSP client for the benchmark: plays an H.264 stream over TCP, measures, never decodes.
 
 One `RtspClient` is one RTSP connection doing DESCRIBE, SETUP (RTP/AVP/TCP interleaved) and
-PLAY, with Digest authentication when the server asks for it. It reads the interleaved stream
-in large chunks and looks at each RTP header only: sequence gaps (packets and frames lost),
-marker bits (frames), and, at the start of a frame, the first bytes of its NAL units (a
-keyframe; a key that names the frame). RTCP sender reports map RTP time to the server's wall
-clock, so each frame's arrival can be compared with the time the server says it was taken.
+PLAY, with Digest authentication when the server asks for it (the credentials and replies
+are Vigil's own RTSP pull client's). It reads the interleaved stream in large chunks and looks
+at each RTP header only: sequence gaps (packets and frames lost), marker bits (frames), and, at
+the start of a frame, the first bytes of its NAL units (a keyframe; a key that names the frame).
+RTCP sender reports map RTP time to the server's wall clock, so each frame's arrival can be
+compared with the time the server says it was taken.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import secrets
 import struct
 import time
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from vigil.security.digest import parse_params
+from vigil.media.rtsp_pull import Credentials, Response, split_credentials
 
 NTP_UNIX_OFFSET = 2_208_988_800
 RTP_CLOCK = 90_000
@@ -37,21 +36,6 @@ _SR = struct.Struct(">IIII")  # ssrc, NTP seconds, NTP fraction, RTP timestamp
 
 class RtspFailure(Exception):
     """The server refused or broke the RTSP exchange."""
-
-
-@dataclass(frozen=True, slots=True)
-class Response:
-    status: int
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-
-    def header(self, name: str) -> str | None:
-        name = name.lower()
-        return next((v for k, v in self.headers if k == name), None)
-
-    def all(self, name: str) -> list[str]:
-        name = name.lower()
-        return [v for k, v in self.headers if k == name]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,63 +67,6 @@ class ClientMeasures:
     latencies_ms: list[float] = field(default_factory=list)
     frames_seen: list[FrameSeen] = field(default_factory=list)
     sender_reports: int = 0
-
-
-class DigestCredentials:
-    """RFC 7616 / 2617 Digest answers (MD5, qop=auth when offered), one nonce-count each."""
-
-    def __init__(self, user: str, password: str) -> None:
-        self.user, self.password = user, password
-        self._challenge: dict[str, str] | None = None
-        self._count = 0
-
-    def take(self, challenges: list[str]) -> bool:
-        """Adopt the MD5 challenge among the WWW-Authenticate values; False if none fits."""
-        for value in challenges:
-            if value[:7].lower() != "digest ":
-                continue
-            params = parse_params(value[7:])
-            if params.get("algorithm", "MD5").upper() == "MD5":
-                self._challenge, self._count = params, 0
-                return True
-        return False
-
-    def header(self, method: str, uri: str) -> str | None:
-        c = self._challenge
-        if c is None:
-            return None
-        self._count += 1
-
-        def md5(text: str) -> str:
-            return hashlib.md5(text.encode()).hexdigest()
-
-        ha1 = md5(f"{self.user}:{c['realm']}:{self.password}")
-        ha2 = md5(f"{method}:{uri}")
-        fields = [
-            f'username="{self.user}"',
-            f'realm="{c["realm"]}"',
-            f'nonce="{c["nonce"]}"',
-            f'uri="{uri}"',
-            "algorithm=MD5",
-        ]
-        if "auth" in c.get("qop", "").split(","):
-            nc, cnonce = f"{self._count:08x}", secrets.token_hex(8)
-            response = md5(f"{ha1}:{c['nonce']}:{nc}:{cnonce}:auth:{ha2}")
-            fields += ["qop=auth", f"nc={nc}", f'cnonce="{cnonce}"']
-        else:
-            response = md5(f"{ha1}:{c['nonce']}:{ha2}")
-        fields.append(f'response="{response}"')
-        if "opaque" in c:
-            fields.append(f'opaque="{c["opaque"]}"')
-        return "Digest " + ", ".join(fields)
-
-
-def split_credentials(url: str) -> tuple[str, str | None, str | None]:
-    """(URL without user:password, user, password)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit(parts._replace(netloc=netloc)), parts.username, parts.password
 
 
 def _frame_start_info(buf: bytearray, off: int, end: int) -> tuple[bool, bytes | None]:
@@ -182,7 +109,7 @@ class RtspClient(asyncio.Protocol):
         keepalive_s: float = 20.0,
     ) -> None:
         self.url, user, password = split_credentials(url)
-        self._auth = DigestCredentials(user or "", password or "")
+        self._auth = Credentials(user, password)
         self._frame_ticks = RTP_CLOCK // fps
         self._record_frames = record_frames
         self._record_always = record_always  # frames outside the window too (a reference)

@@ -11,7 +11,8 @@ import pytest
 from tests.recording import encode_units
 from vigil.media.frames import AccessUnit
 from vigil.media.rtp import make_packetizer
-from vigil.media.rtsp_pull import RtspPull, h264_size, h265_size, parse_sdp
+from vigil.media.rtsp_pull import RtspPull, parse_sdp
+from vigil.media.sps import h264_size, h265_size
 from vigil.record.fmp4 import iter_nal_units, nal_type
 
 

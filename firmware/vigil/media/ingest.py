@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from vigil.media.frames import RTP_CLOCK, AccessUnit
 from vigil.media.hub import StreamHub
 from vigil.media.rtp import make_packetizer
-from vigil.media.rtsp_pull import PullError, RtspPull, Track, h264_size, h265_size
+from vigil.media.rtsp_pull import PullError, RtspPull, Track
+from vigil.media.sps import h264_size, h265_size
 
 log = logging.getLogger(__name__)
 

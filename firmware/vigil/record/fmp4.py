@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from typing import BinaryIO
 
 from vigil.media.frames import RTP_CLOCK
+from vigil.media.sps import BitReader, rbsp
 
 TIMESCALE = RTP_CLOCK  # the track's clock is the stream's pts clock: no rounding anywhere
 TRACK_ID = 1
@@ -143,33 +144,6 @@ def parameter_sets(codec: str, data: bytes) -> ParameterSets | None:
     return ParameterSets(codec, tuple(found[32]), tuple(found[33]), tuple(found[34]))
 
 
-# -- Exp-Golomb bit reading (for the few SPS fields the decoder configuration needs) -------------
-def _rbsp(unit: bytes, header: int) -> bytes:
-    """The payload of a NAL unit with the emulation prevention bytes (00 00 03) taken out."""
-    body = unit[header:]
-    return body.replace(b"\x00\x00\x03", b"\x00\x00") if b"\x00\x00\x03" in body else body
-
-
-class _Bits:
-    def __init__(self, data: bytes) -> None:
-        self._value = int.from_bytes(data, "big")
-        self._left = len(data) * 8
-
-    def u(self, count: int) -> int:
-        if count > self._left:
-            raise FormatError("parameter set too short")
-        self._left -= count
-        return (self._value >> self._left) & ((1 << count) - 1)
-
-    def ue(self) -> int:
-        zeros = 0
-        while not self.u(1):
-            zeros += 1
-            if zeros > 31:
-                raise FormatError("bad Exp-Golomb code")
-        return (1 << zeros) - 1 + self.u(zeros)
-
-
 # -- decoder configuration records ---------------------------------------------------------------
 def avc_config(sets: ParameterSets) -> bytes:
     """The `avcC` payload (ISO/IEC 14496-15 5.3.3.1)."""
@@ -182,7 +156,7 @@ def avc_config(sets: ParameterSets) -> bytes:
     out.append(bytes([len(sets.pps)]))
     out += [struct.pack(">H", len(unit)) + unit for unit in sets.pps]
     if profile in AVC_PROFILES_WITH_CHROMA:
-        bits = _Bits(_rbsp(sps, 4))
+        bits = BitReader(rbsp(sps, 4), FormatError)
         bits.ue()  # seq_parameter_set_id
         chroma_format = bits.ue()
         if chroma_format == 3:
@@ -194,7 +168,7 @@ def avc_config(sets: ParameterSets) -> bytes:
 
 def hevc_config(sets: ParameterSets) -> bytes:
     """The `hvcC` payload (ISO/IEC 14496-15 8.3.3.1), from the SPS's profile, tier and level."""
-    bits = _Bits(_rbsp(sets.sps[0], 2))
+    bits = BitReader(rbsp(sets.sps[0], 2), FormatError)
     bits.u(4)  # sps_video_parameter_set_id
     max_sub_layers_minus1 = bits.u(3)
     temporal_id_nesting = bits.u(1)
