@@ -6,7 +6,6 @@ and settings the sensor lacks are refused and change nothing."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 from hikvisionapi import Client
 
+from tests.integration.test_osd_streams import rtsp_yuv
 from tests.isapi_xml import NS, bad, refusal, refused_documents_test, text, xml
 from tests.vigild import ADMIN_PASSWORD, Vigild
 from vigil.board.simcontrol import send
@@ -68,14 +68,7 @@ def rtsp_planes(device: Vigild) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Y, U and V of one picture of the sub stream, as ffmpeg decodes it from RTSP, taken
     after the last change."""
     time.sleep(AFTER_CHANGE_S)
-    url = f"rtsp://admin:{ADMIN_PASSWORD}@127.0.0.1:{device.rtsp_port}/Streaming/Channels/102"
-    result = subprocess.run(
-        ["ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", url, "-frames:v", "1",
-         "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"],
-        capture_output=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr.decode()
-    raw = np.frombuffer(result.stdout, np.uint8)
+    raw = rtsp_yuv(device, 102)
     luma, chroma = SUB_W * SUB_H, (SUB_W // 2) * (SUB_H // 2)
     return (
         raw[:luma].reshape(SUB_H, SUB_W).astype(np.int16),

@@ -217,8 +217,8 @@ async def test_the_media_service_follows_image_and_time_zone_changes(
 
 
 # -- the daemon -----------------------------------------------------------------------------------
-def rtsp_picture(device: Vigild, stream_id: int, width: int, height: int) -> Pixels:
-    """The luma of one picture of a live stream, as ffmpeg decodes it from RTSP."""
+def rtsp_yuv(device: Vigild, stream_id: int) -> Pixels:
+    """One picture of a live stream as ffmpeg decodes it from RTSP: its YUV 4:2:0 planes, flat."""
     url = (
         f"rtsp://admin:{ADMIN_PASSWORD}@127.0.0.1:{device.rtsp_port}/Streaming/Channels/{stream_id}"
     )
@@ -228,7 +228,12 @@ def rtsp_picture(device: Vigild, stream_id: int, width: int, height: int) -> Pix
         capture_output=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr.decode()
-    return np.frombuffer(result.stdout, np.uint8)[: width * height].reshape(height, width)
+    return np.frombuffer(result.stdout, np.uint8)
+
+
+def rtsp_picture(device: Vigild, stream_id: int, width: int, height: int) -> Pixels:
+    """The luma of one picture of a live stream, as ffmpeg decodes it from RTSP."""
+    return rtsp_yuv(device, stream_id)[: width * height].reshape(height, width)
 
 
 def test_the_daemon_burns_its_configured_masks_into_streams_and_snapshots(device: Vigild) -> None:
