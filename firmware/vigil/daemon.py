@@ -681,8 +681,13 @@ async def run(args: argparse.Namespace) -> bool:
     }
     config = vigil.build(overrides)
     loop = asyncio.get_running_loop()
+
+    def terminate() -> None:
+        vigil.reboot_requested = False  # the system's stop wins over a reboot still pending
+        vigil.stopped.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, vigil.stopped.set)
+        loop.add_signal_handler(sig, terminate)
     try:
         await vigil.start(config)
         vigil.print_banner()

@@ -53,6 +53,16 @@ def test_reboot_restarts_the_daemon(device: Vigild) -> None:
     assert device.proc is not None and device.proc.poll() is None  # same process, re-executed
 
 
+def test_sigterm_during_a_pending_reboot_stops_the_daemon(device: Vigild) -> None:
+    """A system shutting down (SIGTERM) while a reboot is pending: the daemon exits, it does not
+    come back."""
+    assert device.put("/ISAPI/System/reboot", "").status_code == 200
+    assert device.proc is not None
+    device.proc.send_signal(signal.SIGTERM)
+    assert device.proc.wait(timeout=15) == 0
+    assert "reboot requested" in device.output()
+
+
 def test_basic_reset_keeps_users_and_network(device: Vigild) -> None:
     device.put("/ISAPI/System/deviceInfo", "<DeviceInfo><deviceName>Gone</deviceName></DeviceInfo>")
     assert device.put("/ISAPI/System/factoryReset?mode=basic", "").status_code == 200
