@@ -107,3 +107,11 @@ image: image-setup
 bundle: image-setup
 	test -f build/$(BOARD)/rootfs.squashfs || $(BIN)/vigil image rootfs --board $(BOARD)
 	$(BIN)/vigil bundle --board $(BOARD)
+
+# `make rig-test`: the QEMU rig's tests (tests/rig: the canary guest proving the emulated hardware,
+# the board's disk booting through GRUB, a flashed card booting). Not part of `make test` yet; the
+# whole scenario on a running image is issue 7's next step.
+.PHONY: rig-test
+
+rig-test: image-setup
+	$(BIN)/pytest -q tests/rig
