@@ -24,6 +24,24 @@ def text(element: ET.Element, path: str) -> str:
     return element.findtext("/".join(f"{NS}{part}" for part in path.split("/"))) or ""
 
 
+def put_ok(device: Vigild, path: str, body: str = "") -> None:
+    """PUT `body` and require a 200 `ResponseStatus` that says OK."""
+    reply = device.put(path, body)
+    assert reply.status_code == 200, reply.text
+    assert text(ET.fromstring(reply.content), "statusCode") == "1", reply.text
+
+
+def corners(left: int, bottom: int, right: int, top: int) -> str:
+    """A RegionCoordinatesList in Hikvision's 704x576 screen (origin bottom left)."""
+    points = [(left, top), (right, top), (right, bottom), (left, bottom)]
+    inner = "".join(
+        f"<RegionCoordinates><positionX>{x}</positionX><positionY>{y}</positionY>"
+        "</RegionCoordinates>"
+        for x, y in points
+    )
+    return f"<RegionCoordinatesList>{inner}</RegionCoordinatesList>"
+
+
 def refusal(reply: requests.Response) -> tuple[int, str, str]:
     status = ET.fromstring(reply.content)
     return reply.status_code, text(status, "subStatusCode"), text(status, "errorMsg")

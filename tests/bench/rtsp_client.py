@@ -18,12 +18,11 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from vigil.media.rtsp_pull import Credentials, Response, split_credentials
+from vigil.media.rtsp_pull import Credentials, Response, parse_message, split_credentials
 
 NTP_UNIX_OFFSET = 2_208_988_800
 RTP_CLOCK = 90_000
 FRAME_KEY_BYTES = 64  # bytes of a frame's first slice that identify it across servers
-MAX_HEAD = 64 * 1024
 RTCP_SR = 200
 NAL_SPS = 7
 NAL_IDR = 5
@@ -283,25 +282,10 @@ class RtspClient(asyncio.Protocol):
 
     def _parse_message(self, buf: bytearray, pos: int, n: int) -> int:
         """Bytes used by one RTSP message at `pos`, or 0 if it is not complete yet."""
-        head_end = buf.find(b"\r\n\r\n", pos, min(n, pos + MAX_HEAD))
-        if head_end < 0:
-            if n - pos >= MAX_HEAD:
-                raise RtspFailure("oversized RTSP message")
-            return 0
-        lines = bytes(buf[pos:head_end]).decode("latin-1").split("\r\n")
-        headers = []
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers.append((name.strip().lower(), value.strip()))
-        length = int(next((v for k, v in headers if k == "content-length"), "0") or 0)
-        body_start = head_end + 4
-        if body_start + length > n:
-            return 0
-        first = lines[0].split(" ", 2)
-        if first[0].startswith("RTSP/") and len(first) >= 2 and first[1].isdigit():
-            body = bytes(buf[body_start : body_start + length])
-            self._on_response(Response(int(first[1]), tuple(headers), body))
-        return body_start + length - pos
+        used, response = parse_message(buf, pos, n)
+        if response is not None:
+            self._on_response(response)
+        return used
 
     def _on_rtp(self, buf: bytearray, p: int, end: int, now: float) -> None:
         m = self.m

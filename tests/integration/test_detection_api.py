@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from hikvisionapi import Client
 
-from tests.isapi_xml import NS, bad, refusal, refused_documents_test, text, xml
+from tests.isapi_xml import NS, bad, corners, put_ok, refusal, refused_documents_test, text, xml
 from tests.vigild import ADMIN_PASSWORD, Vigild
 
 CHANNEL = "/ISAPI/System/Video/inputs/channels/1"
@@ -38,17 +38,6 @@ def saved_detection(camera: Vigild) -> dict[str, Any]:
     return config["events"]["detection"][0]
 
 
-def corners(left: int, bottom: int, right: int, top: int) -> str:
-    """A RegionCoordinatesList in Hikvision's coordinates (origin bottom left)."""
-    points = [(left, top), (right, top), (right, bottom), (left, bottom)]
-    inner = "".join(
-        f"<RegionCoordinates><positionX>{x}</positionX><positionY>{y}</positionY>"
-        "</RegionCoordinates>"
-        for x, y in points
-    )
-    return f"<RegionCoordinatesList>{inner}</RegionCoordinatesList>"
-
-
 def region(number: int, coordinates: str, extra: str = "", enabled: str = "true") -> str:
     return (
         f"<MotionDetectionRegion><id>{number}</id><enabled>{enabled}</enabled>{extra}"
@@ -62,12 +51,6 @@ def motion(inner: str) -> str:
 
 def regions(*items: str) -> str:
     return motion(f"<MotionDetectionRegionList>{''.join(items)}</MotionDetectionRegionList>")
-
-
-def put_ok(camera: Vigild, path: str, body: str) -> None:
-    reply = camera.put(path, body)
-    assert reply.status_code == 200, reply.text
-    assert text(ET.fromstring(reply.content), "statusCode") == "1"
 
 
 def region_corners(element: ET.Element) -> list[tuple[int, int]]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import time
 import tomllib
-import xml.etree.ElementTree as ET
 from typing import Any
 
 import av
@@ -18,7 +17,7 @@ import pytest
 from hikvisionapi import Client
 
 from tests.integration.test_users import add_user
-from tests.isapi_xml import NS, bad, refusal, refused_documents_test, text, xml
+from tests.isapi_xml import NS, bad, corners, put_ok, refusal, refused_documents_test, text, xml
 from tests.vigild import ADMIN_PASSWORD, Vigild
 from vigil.config.events import Area
 from vigil.media.osd import mask_rect
@@ -39,23 +38,6 @@ def camera(module_device: Vigild) -> Vigild:
 def saved_image(camera: Vigild) -> dict[str, Any]:
     config = tomllib.loads((camera.data_dir / "config.toml").read_text())
     return config["image"]["channels"][0]
-
-
-def put_ok(camera: Vigild, path: str, body: str) -> None:
-    reply = camera.put(path, body)
-    assert reply.status_code == 200, reply.text
-    assert text(ET.fromstring(reply.content), "statusCode") == "1"
-
-
-def corners(left: int, bottom: int, right: int, top: int) -> str:
-    """A RegionCoordinatesList in the 704x576 screen (origin bottom left)."""
-    points = [(left, top), (right, top), (right, bottom), (left, bottom)]
-    inner = "".join(
-        f"<RegionCoordinates><positionX>{x}</positionX><positionY>{y}</positionY>"
-        "</RegionCoordinates>"
-        for x, y in points
-    )
-    return f"<RegionCoordinatesList>{inner}</RegionCoordinatesList>"
 
 
 def mask(enabled: str, *regions: str) -> str:

@@ -7,7 +7,6 @@ and settings the sensor lacks are refused and change nothing."""
 from __future__ import annotations
 
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
 import numpy as np
@@ -15,7 +14,7 @@ import pytest
 from hikvisionapi import Client
 
 from tests.integration.test_osd_streams import rtsp_yuv
-from tests.isapi_xml import NS, bad, refusal, refused_documents_test, text, xml
+from tests.isapi_xml import NS, bad, put_ok, refusal, refused_documents_test, text, xml
 from tests.vigild import ADMIN_PASSWORD, Vigild
 from vigil.board.simcontrol import send
 
@@ -39,12 +38,6 @@ def camera(module_device: Vigild) -> Iterator[Vigild]:
     send(module_device.data_dir / "sim.sock", "scene", {"still": True})
     yield module_device
     send(module_device.data_dir / "sim.sock", "scene", {"still": False})
-
-
-def put_ok(camera: Vigild, path: str, body: str) -> None:
-    reply = camera.put(path, body)
-    assert reply.status_code == 200, reply.text
-    assert text(ET.fromstring(reply.content), "statusCode") == "1"
 
 
 def color(brightness: int = 50, contrast: int = 50, saturation: int = 50, hue: int = 50) -> str:

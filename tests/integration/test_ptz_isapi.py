@@ -23,7 +23,7 @@ from hikvisionapi import Client
 
 from tests.integration.test_serial_api import ptz_board
 from tests.integration.test_users import add_user
-from tests.isapi_xml import NS, assert_refused_unchanged, bad, refusal, text, xml
+from tests.isapi_xml import NS, assert_refused_unchanged, bad, put_ok, refusal, text, xml
 from tests.vigild import ADMIN_PASSWORD, Vigild
 from vigil.config.ptz import PtzPosition
 from vigil.ptz import codec
@@ -187,12 +187,6 @@ def dome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Vigild, Dom
 
 def saved_ptz(camera: Vigild) -> dict[str, Any]:
     return tomllib.loads((camera.data_dir / "config.toml").read_text())["ptz"]
-
-
-def put_ok(camera: Vigild, path: str, body: str = "") -> None:
-    reply = camera.put(path, body)
-    assert reply.status_code == 200, reply.text
-    assert text(xml(reply), "statusCode") == "1"
 
 
 def move(pan: int, tilt: int = 0, zoom: int = 0) -> str:

@@ -21,6 +21,7 @@ import pytest
 
 from tests import loop_card
 from tests.integration.test_storage import STORAGE, format_card, hdd, log_count
+from tests.isapi_xml import put_ok
 from tests.loop_card import CARD_MB, needs_loop_devices
 from tests.vigild import Vigild
 from vigil.record.index import INDEX_NAME, RecordingIndex, Segment
@@ -37,11 +38,6 @@ def wait_for(check: Callable[[], object], what: str, timeout: float) -> None:
     while not check():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.5)
-
-
-def put_ok(device: Vigild, path: str, body: str) -> None:
-    reply = device.put(path, body)
-    assert reply.status_code == 200, reply.text
 
 
 def put_edited(device: Vigild, path: str, pattern: str, replacement: str) -> None:

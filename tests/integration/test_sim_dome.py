@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_ptz_isapi import ONE, move, put_ok, status
-from tests.isapi_xml import text, xml
+from tests.integration.test_ptz_isapi import ONE, move, status
+from tests.isapi_xml import put_ok, text, xml
 from tests.vigild import Vigild
 
 

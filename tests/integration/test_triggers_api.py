@@ -13,7 +13,7 @@ import pytest
 from hikvisionapi import Client
 
 from tests.integration.test_io_api import contact, io_state, wait_state
-from tests.isapi_xml import NS, refusal, text, xml
+from tests.isapi_xml import NS, put_ok, refusal, text, xml
 from tests.vigild import ADMIN_PASSWORD, Vigild
 from vigil.events.bus import HOLD_OFF_S
 
@@ -43,11 +43,6 @@ def saved_trigger(camera: Vigild, event: str, source: int) -> dict[str, Any]:
     config = tomllib.loads((camera.data_dir / "config.toml").read_text())
     triggers = config["events"]["triggers"]
     return next(t for t in triggers if (t["event"], t["source"]) == (event, source))
-
-
-def put_ok(camera: Vigild, path: str, body: str) -> None:
-    reply = camera.put(path, body)
-    assert reply.status_code == 200, reply.text
 
 
 def note(method: str, extra: str = "", recurrence: str = "beginning") -> str:

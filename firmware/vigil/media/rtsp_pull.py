@@ -193,6 +193,33 @@ def parse_sdp(sdp: str, base: str) -> Track:
     raise PullError("the source offers no H.264 or H.265 video")
 
 
+def parse_message(buf: bytearray, pos: int, n: int) -> tuple[int, Response | None]:
+    """The RTSP message at `pos` of an interleaved stream's buffer (filled up to `n`): the bytes
+    it takes (0: not complete yet) and the reply, if it is one (requests from the server are
+    skipped). A head over `MAX_HEAD` bytes is a `PullError`."""
+    head_end = buf.find(b"\r\n\r\n", pos, min(n, pos + MAX_HEAD))
+    if head_end < 0:
+        if n - pos >= MAX_HEAD:
+            raise PullError("oversized RTSP message")
+        return 0, None
+    lines = bytes(buf[pos:head_end]).decode("latin-1").split("\r\n")
+    headers = []
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers.append((name.strip().lower(), value.strip()))
+    length_text = next((v for k, v in headers if k == "content-length"), "0")
+    length = int(length_text) if length_text.isdigit() else 0
+    body_start = head_end + 4
+    if body_start + length > n:
+        return 0, None
+    used = body_start + length - pos
+    first = lines[0].split(" ", 2)
+    if not (first[0].startswith("RTSP/") and len(first) >= 2 and first[1].isdigit()):
+        return used, None
+    body = bytes(buf[body_start : body_start + length])
+    return used, Response(int(first[1]), tuple(headers), body)
+
+
 # -- the connection -----------------------------------------------------------------------------
 UnitCallback = Callable[[bytes, int, bool, float], None]  # data, RTP timestamp, key, arrival
 
@@ -389,30 +416,15 @@ class RtspPull(asyncio.Protocol):
             self._transport.close()
 
     def _message(self, buf: bytearray, pos: int, n: int) -> int:
-        """Bytes used by the RTSP message at `pos`, or 0 if it is not complete yet."""
-        head_end = buf.find(b"\r\n\r\n", pos, min(n, pos + MAX_HEAD))
-        if head_end < 0:
-            if n - pos >= MAX_HEAD:
-                raise PullError("oversized RTSP message")
-            return 0
-        lines = bytes(buf[pos:head_end]).decode("latin-1").split("\r\n")
-        headers = []
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers.append((name.strip().lower(), value.strip()))
-        length_text = next((v for k, v in headers if k == "content-length"), "0")
-        length = int(length_text) if length_text.isdigit() else 0
-        body_start = head_end + 4
-        if body_start + length > n:
-            return 0
-        first = lines[0].split(" ", 2)
-        if first[0].startswith("RTSP/") and len(first) >= 2 and first[1].isdigit():
-            cseq = next((v for k, v in headers if k == "cseq"), "")
-            future = self._pending.pop(int(cseq), None) if cseq.isdigit() else None
+        """Bytes used by the RTSP message at `pos` (0: not complete yet); replies go to their
+        requests by CSeq."""
+        used, response = parse_message(buf, pos, n)
+        cseq = response.header("cseq") if response is not None else None
+        if response is not None and cseq is not None and cseq.isdigit():
+            future = self._pending.pop(int(cseq), None)
             if future is not None and not future.done():
-                body = bytes(buf[body_start : body_start + length])
-                future.set_result(Response(int(first[1]), tuple(headers), body))
-        return body_start + length - pos
+                future.set_result(response)
+        return used
 
     def _rtp(self, buf: bytearray, p: int, end: int, now: float) -> None:
         first = buf[p]
