@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pytest
+from gpiozero import PinInvalidPin
 from gpiozero.pins.mock import MockFactory, MockPin
 
-from vigil.board.description import BoardAlarmIO, BoardError
-from vigil.board.gpio import make_pin_factory
+from vigil.board.description import BoardAlarmIO, BoardDayNight, BoardError
+from vigil.board.gpio import _line_number, make_pin_factory
 from vigil.config.events import AlarmInput, AlarmIOSettings, AlarmOutput, EventSettings
 from vigil.events.alarm_io import AlarmIO
 from vigil.events.bus import Event, EventBus
@@ -345,3 +346,21 @@ def test_a_gpio_factory_that_cannot_start_is_a_board_error() -> None:
     # This host is no Raspberry Pi: gpiozero's native factory refuses to start.
     with pytest.raises(BoardError, match=r"\[alarm_io\] pin_factory: native cannot start"):
         make_pin_factory(BoardAlarmIO(driver="gpio", pin_factory="native"))
+
+
+def test_the_chip_factory_without_its_chip_is_a_board_error() -> None:
+    # This host has no /dev/gpiochip7 (nor, in its venv, lgpio): the daemon stops, naming it.
+    # The chip factory driving real lines is tested in the QEMU rig (tests/rig, gpio-sim).
+    with pytest.raises(BoardError, match=r"\[day_night\] pin_factory: chip 7 cannot start"):
+        make_pin_factory(BoardDayNight(driver="gpio", pin_factory="chip", chip=7))
+
+
+@pytest.mark.parametrize(("name", "line"), [("GPIO0", 0), ("GPIO17", 17), (5, 5), ("12", 12)])
+def test_chip_pins_are_named_by_their_line(name: object, line: int) -> None:
+    assert _line_number(name) == line
+
+
+@pytest.mark.parametrize("name", ["BOARD11", "GPIO", "GPIO1234", "gpio3", "J8:11", ""])
+def test_other_pin_names_are_refused_on_a_chip(name: str) -> None:
+    with pytest.raises(PinInvalidPin, match="is not a GPIO line"):
+        _line_number(name)

@@ -269,8 +269,10 @@ class FakeInfo:
         self.format_frame_sizes = device.format_frame_sizes
         self.fps_intervals = device.fps_intervals
 
-    @property
-    def formats(self) -> list[ImageFormat]:
+    def buffer_formats(self, buffer_type: BufferType) -> list[ImageFormat]:
+        # Only capture formats: asking for all of them (`info.formats`) breaks on a device that
+        # also offers an overlay, as vivid does (linuxpy leaves the pixel format unbound).
+        assert buffer_type == BufferType.VIDEO_CAPTURE
         return [
             ImageFormat(BufferType.VIDEO_CAPTURE, pf.name, ImageFormatFlag(0), pf)
             for pf in self._device.formats

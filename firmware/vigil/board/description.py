@@ -129,17 +129,24 @@ def _check_devices(devices: list[str]) -> None:
         raise ValueError("a storage device is listed twice")
 
 
+# gpiozero's factories, and "chip": lgpio on any board's /dev/gpiochip<chip>, line n = "GPIOn"
+# (gpiozero's own factories look the pins up in a Raspberry Pi's board table).
+PIN_FACTORIES = ("lgpio", "native", "rpigpio", "pigpio", "chip")
+
+
 @dataclass(frozen=True)
 class BoardAlarmIO:
     """Alarm inputs and relay outputs: GPIO lines, driven through gpiozero.
 
     sim: gpiozero's mock pin factory (the lines are toggled through the simulator's control
     socket); gpio: the pin factory named here (lgpio on the character device by default).
-    Lines are gpiozero pin names ("GPIO17", "BOARD11", ...), input 1 first.
+    Lines are gpiozero pin names ("GPIO17", "BOARD11", ...), input 1 first; with the "chip"
+    factory "GPIOn" is line n of /dev/gpiochip<chip>.
     """
 
     driver: str = setting("sim", choices=("sim", "gpio"))
-    pin_factory: str = setting("lgpio", choices=("lgpio", "native", "rpigpio", "pigpio"))
+    pin_factory: str = setting("lgpio", choices=PIN_FACTORIES)
+    chip: int = setting(0, min=0, max=63)  # pin_factory "chip": /dev/gpiochip<chip>
     inputs: list[str] = setting(factory=list, max_items=16)
     outputs: list[str] = setting(factory=list, max_items=8)
 
@@ -158,7 +165,8 @@ class BoardDayNight:
     """
 
     driver: str = setting("sim", choices=("sim", "gpio"))
-    pin_factory: str = setting("lgpio", choices=("lgpio", "native", "rpigpio", "pigpio"))
+    pin_factory: str = setting("lgpio", choices=PIN_FACTORIES)
+    chip: int = setting(0, min=0, max=63)  # pin_factory "chip": /dev/gpiochip<chip>
     ircut: str = setting("none", choices=("none", "pair", "level"))
     day_line: str = setting("", max_len=32)
     night_line: str = setting("", max_len=32)

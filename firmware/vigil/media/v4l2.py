@@ -205,7 +205,9 @@ class V4L2Sensor:
         )  # fmt: skip
 
     def _negotiate(self, device: V4L2Device, width: int, height: int, fps: int) -> Negotiated:
-        offered = {f.pixel_format for f in device.info.formats if f.type == CAPTURE}
+        # Capture formats only: linuxpy's `info.formats` also lists the overlay's (vivid has
+        # one) and fails on them (its pixel_format is left unbound for that buffer type).
+        offered = {f.pixel_format for f in device.info.buffer_formats(CAPTURE)}
         wanted = [PIXEL_FORMATS[name] for name in self._sensor.formats if name in PIXEL_FORMATS]
         chosen = next((pf for pf in wanted if pf in offered), None)
         if chosen is None:
