@@ -10,9 +10,18 @@ APT_STAMP := $(VENV)/.apt-installed
 # iproute2 (network namespaces for discovery tests), ffmpeg and GStreamer (RTSP clients),
 # iputils-arping (the IP conflict check's duplicate address probe, as on the board), rauc and
 # squashfs-tools (the sim board's upgrades check real bundles), dbus-daemon (a private bus for
-# the RAUC service in the rauc driver's tests).
+# the RAUC service in the rauc driver's tests), chromium (the web page's browser tests, driven by
+# Playwright with this browser: Playwright downloads none).
 APT_PACKAGES := curl chrony iproute2 iputils-arping ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base \
-	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav rauc squashfs-tools dbus-daemon
+	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav rauc squashfs-tools dbus-daemon \
+	chromium
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+# The web page (issue 8): web/ (npm, from package-lock.json) built by esbuild into the package,
+# firmware/vigil/web/dist, so the wheel and the board image ship it. Rebuilt when a source changes.
+WEB_DIST := firmware/vigil/web/dist
+WEB_STAMP := $(WEB_DIST)/.built
+WEB_MODULES_STAMP := web/node_modules/.installed
+WEB_SOURCES := web/build.mjs $(wildcard web/src/*)
 DATA_DIR ?= .vigil-data
 # Board images, bundles and the QEMU rig (issue 7): the host tools they run. Downloads (Debian
 # packages, wheels, kernel sources) are cached here; nothing depends on the cache being there.
@@ -29,7 +38,17 @@ RUN_BOARD ?= sim
 
 .PHONY: setup run test lint clean
 
-setup: $(PIP_STAMP) $(APT_STAMP)
+setup: $(PIP_STAMP) $(APT_STAMP) $(WEB_STAMP)
+
+$(WEB_MODULES_STAMP): web/package.json web/package-lock.json
+	@command -v npm >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q --no-install-recommends nodejs npm; }
+	cd web && npm ci --no-audit --no-fund
+	touch $@
+
+$(WEB_STAMP): $(WEB_MODULES_STAMP) $(WEB_SOURCES)
+	cd web && npm run build
+	touch $@
 
 $(PIP_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -1,4 +1,4 @@
-"""The aiohttp application: error rendering, body limits, and the ISAPI routes."""
+"""The aiohttp application: error rendering, body limits, the ISAPI routes and the web page."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from vigil.api import (
     isapi_search,
     isapi_security,
     isapi_serial,
+    isapi_session,
     isapi_storage,
     isapi_streaming,
     isapi_system,
@@ -33,11 +34,14 @@ from vigil.api.auth import Handler, auth_middleware, record_operation
 from vigil.api.context import CONTEXT, ApiContext
 from vigil.api.errors import IsapiError, not_found
 from vigil.api.io import error_response
+from vigil.web.sessions import WEB_SESSIONS, SessionStore
+from vigil.web.static import load_assets, page_routes
 
 # Every group of ISAPI resources the application serves.
 ISAPI_MODULES = (
     isapi_system,
     isapi_security,
+    isapi_session,
     isapi_network,
     isapi_content,
     isapi_streaming,
@@ -98,6 +102,8 @@ def build_app(ctx: ApiContext) -> web.Application:
         client_max_size=APP_BODY_LIMIT,
     )
     app[CONTEXT] = ctx
+    app[WEB_SESSIONS] = SessionStore()
     for module in ISAPI_MODULES:
         app.router.add_routes(module.routes)
+    app.router.add_routes(page_routes(load_assets()))  # the web page under /
     return app

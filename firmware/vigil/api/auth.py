@@ -1,4 +1,5 @@
-"""Who may call what: the activation gate, digest/basic authentication, lockout, permissions.
+"""Who may call what: the activation gate, digest/basic authentication or the web page's session
+cookie (`vigil.web.sessions`), lockout, permissions.
 
 Handlers declare what they need with `@public` or `@requires("permission")`. Undeclared
 handlers need an authenticated user for reads and the `parameterConfig` permission for writes.
@@ -17,6 +18,7 @@ from aiohttp import web
 from vigil.api.context import context
 from vigil.api.errors import IsapiError
 from vigil.security.digest import Outcome
+from vigil.web.sessions import session_expired, session_user
 
 log = logging.getLogger(__name__)
 
@@ -147,9 +149,13 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     ctx = context(request)
     if not ctx.accounts.activated:
         raise IsapiError(401, 4, "notActivated", "the device is not activated")
-    name = authenticate(request)
+    # The web page's session cookie (with its CSRF token on writes) or, from API clients, digest.
+    from_cookie = None if "Authorization" in request.headers else session_user(request)
+    name = from_cookie or authenticate(request)
     user = ctx.accounts.user(name)
     if user is None:  # removed between lookup and now
+        if from_cookie:
+            raise session_expired()
         raise unauthorized(request, "unauthorized", "unknown user")
     if permission not in (None, AUTHENTICATED) and not user.may(permission):
         raise IsapiError(403, 4, "noPermission", f"user {name} lacks {permission}")
