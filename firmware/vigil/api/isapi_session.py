@@ -25,7 +25,14 @@ from vigil.api.errors import IsapiError
 from vigil.api.io import ok, xml_response
 from vigil.api.xml import render
 from vigil.security.digest import parse_params
-from vigil.web.sessions import COOKIE, IDLE_TIMEOUT_S, WEB_SESSIONS, Session, SessionStore
+from vigil.web.sessions import (
+    COOKIE,
+    IDLE_TIMEOUT_S,
+    WEB_SESSIONS,
+    Session,
+    SessionStore,
+    verifier_fingerprint,
+)
 
 routes = web.RouteTableDef()
 LOGIN = "/ISAPI/Security/sessionLogin"
@@ -87,7 +94,7 @@ async def login(request: web.Request) -> web.Response:
     user = ctx.accounts.user(name)
     if user is None:
         raise IsapiError(401, 4, "unauthorized", "unknown user")
-    session = _store(request).open(name)
+    session = _store(request).open(name, verifier_fingerprint(ctx.accounts, name))
     request["user"] = user
     ctx.devicelog.record("Operation", "remoteLogin", user=name, source=peer_address(request))
     response = xml_response(_session_doc(session, user.level))
@@ -111,7 +118,8 @@ async def current_session(request: web.Request) -> web.Response:
     token = request.cookies.get(COOKIE, "")
     session = _store(request).find(token) if token else None
     user = ctx.accounts.user(session.user) if session else None
-    if session is None or user is None:
+    fresh = session and session.verifier == verifier_fingerprint(ctx.accounts, session.user)
+    if session is None or user is None or not fresh:
         raise IsapiError(401, 4, "notLoggedIn", "no web session: log in")
     response = xml_response(_session_doc(session, user.level))
     response.headers["Cache-Control"] = "no-store"

@@ -8,12 +8,15 @@ where the issue is silent:
   `IDLE_TIMEOUT_S` without requests (SPEC §2: 15 min) and at logout.
 - At `MAX_SESSIONS` (SPEC §2: 16) a new login is refused (503) until one ends or times out,
   rather than silently dropping somebody else's session.
+- A session ends when its user's password changes or the user is removed: it holds a hash of the
+  user's verifier at login and is refused once the vault holds another.
 - The CSRF token (synchronizer token) is returned in the login answer, never in a cookie; every
   write with a session cookie must carry it in `X-CSRF-Token`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 import time
@@ -22,7 +25,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from vigil.api.context import context
 from vigil.api.errors import IsapiError
+from vigil.security.accounts import Accounts
 
 COOKIE = "vigil_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -35,7 +40,14 @@ class Session:
     token: str
     user: str
     csrf: str
+    verifier: str  # verifier_fingerprint() of the user at login
     last_used: float
+
+
+def verifier_fingerprint(accounts: Accounts, user: str) -> str:
+    """A hash of the user's stored verifier: it changes with the password, and is no secret."""
+    stored = accounts.vault.ha1(user, "SHA-256") or ""
+    return hashlib.sha256(f"vigil-web-session:{user}:{stored}".encode()).hexdigest()
 
 
 class SessionStore:
@@ -43,12 +55,12 @@ class SessionStore:
         self._clock = clock
         self._sessions: dict[str, Session] = {}
 
-    def open(self, user: str) -> Session:
+    def open(self, user: str, verifier: str) -> Session:
         self._expire()
         if len(self._sessions) >= MAX_SESSIONS:
             raise IsapiError(503, 2, "tooManySessions", f"{MAX_SESSIONS} web sessions are open")
         token = secrets.token_urlsafe(32)
-        session = Session(token, user, secrets.token_urlsafe(32), self._clock())
+        session = Session(token, user, secrets.token_urlsafe(32), verifier, self._clock())
         self._sessions[token] = session
         return session
 
@@ -66,10 +78,6 @@ class SessionStore:
 
     def close(self, token: str) -> None:
         self._sessions.pop(token, None)
-
-    def close_user(self, user: str) -> None:
-        for token in [t for t, s in self._sessions.items() if s.user == user]:
-            del self._sessions[token]
 
     def __len__(self) -> int:
         self._expire()
@@ -100,6 +108,10 @@ def session_user(request: web.Request) -> str | None:
         return None
     session = store.find(token)
     if session is None:
+        raise session_expired()
+    accounts = context(request).accounts
+    if not hmac.compare_digest(session.verifier, verifier_fingerprint(accounts, session.user)):
+        store.close(token)  # the password changed or the user is gone
         raise session_expired()
     if request.method not in ("GET", "HEAD"):
         given = request.headers.get(CSRF_HEADER, "")
