@@ -1,12 +1,14 @@
 """Running a rig board under QEMU: the machine's command line, `up` and `down`, and the state kept
 in the rig's folder (build/rig/<board>/ by default) so that later commands find the machine.
 
-The machine (rig.toml `[machine]`): x86_64 under TCG, or KVM where rig.toml says "kvm", or says
-"auto" and a short canary boot proved KVM works on this host (`accel`; on the machine kind this
-was written on KVM guests hang early in boot); no display;
-- ttyS0, the console: unix socket `console.sock` (`vigil rig console`), everything also written
-  to `console.log`;
-- ttyS1, the dome's RS-485 line: a host PTY, linked as `dome` in the rig folder, for
+The machine (rig.toml `[machine]`), by the kernel's flavour (kernel.toml): x86_64 (amd64) or
+aarch64 (arm64, QEMU's `virt`), under TCG, or KVM where rig.toml says "kvm", or says "auto" and a
+short canary boot proved KVM works on this host (`accel`; on the machine kind this was written on
+KVM guests hang early in boot); no display;
+- the console, ttyS0 (x86_64) or virt's PL011 ttyAMA0 (aarch64): unix socket `console.sock`
+  (`vigil rig console`), everything also written to `console.log`;
+- the dome's RS-485 line, ttyS1 (x86_64) or a PCI 16550 (`pci-serial`, ttyS0) on aarch64, whose
+  virt machine has one UART: a host PTY, linked as `dome` in the rig folder, for
   `vigil ptz-sim --port build/rig/<board>/dome`;
 - the monitor: QMP on `qmp.sock` (`vigil rig monitor BOARD COMMAND…` and the tests), the human
   monitor on `monitor.sock` (`vigil rig monitor BOARD`). A power cut is `system_reset` (or `quit`).
@@ -18,8 +20,9 @@ was written on KVM guests hang early in boot); no display;
 - the network: the NIC on tap0 in the rig's namespace (`netns`), QEMU started inside it, and a
   DHCP server there that leases rig.toml's guest address to the NIC (`dhcp`);
 - boot: a disk image (`--image`: a file or a block device such as a flashed loop device, on
-  virtio-blk, UEFI firmware from OVMF with its variables copied into the rig folder) or a kernel
-  and initrd (`--kernel/--initrd`, e.g. the canary).
+  virtio-blk; x86_64 starts UEFI firmware from OVMF with its variables copied into the rig
+  folder, aarch64 Debian's U-Boot for QEMU as `-bios`, which runs the disk's boot.scr) or a
+  kernel and initrd (`--kernel/--initrd`, e.g. the canary).
 
 QEMU daemonizes once its devices and sockets exist, so `up` returns a machine that is running.
 """
@@ -41,6 +44,12 @@ from vigil_tools.rig.qmp import Qmp, QmpError
 from vigil_tools.rig.spec import REPO_BOARDS, RigBoard
 
 QEMU = "qemu-system-x86_64"
+# The emulator of a kernel flavour, and the Debian package that has it.
+EMULATORS = {
+    "amd64": ("qemu-system-x86_64", "qemu-system-x86"),
+    "arm64": ("qemu-system-aarch64", "qemu-system-arm"),
+}
+UBOOT = Path("/usr/lib/u-boot/qemu_arm64/u-boot.bin")  # Debian's u-boot-qemu
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 CARD_ID = "sdcard"
@@ -143,6 +152,35 @@ def _card(board: RigBoard, folder: Path, card: Path | None) -> Path:
     return card.resolve()
 
 
+def emulator(board: RigBoard) -> str:
+    """The QEMU binary for the board's kernel flavour (RigError for one the rig does not run)."""
+    try:
+        return EMULATORS[board.kernel.flavour][0]
+    except KeyError:
+        known = ", ".join(EMULATORS)
+        raise RigError(f"the rig runs kernels of {known}, not {board.kernel.flavour}") from None
+
+
+def _serials(board: RigBoard) -> list[str]:
+    """The console first, then the dome's line (a PCI UART on arm64's one-UART virt)."""
+    if board.kernel.flavour == "arm64":
+        return ["-serial", "chardev:console", "-device", f"pci-serial,chardev={DOME_CHARDEV}"]
+    return ["-serial", "chardev:console", "-serial", f"chardev:{DOME_CHARDEV}"]
+
+
+def _firmware(board: RigBoard, folder: Path) -> list[str]:
+    """What starts a disk image: OVMF (UEFI, its variables copied here) or U-Boot."""
+    if board.kernel.flavour == "arm64":
+        if not UBOOT.is_file():
+            raise RigError(f"{UBOOT} is missing (Debian package u-boot-qemu)")
+        return ["-bios", str(UBOOT)]
+    shutil.copyfile(OVMF_VARS, folder / "ovmf-vars.fd")
+    return [
+        *("-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}"),
+        *("-drive", f"if=pflash,format=raw,file={folder / 'ovmf-vars.fd'}"),
+    ]
+
+
 def qemu_argv(
     board: RigBoard, boot: Boot, folder: Path, card: Path, tap: str, accel: str = "tcg"
 ) -> list[str]:
@@ -153,13 +191,12 @@ def qemu_argv(
         return f"socket,id={name},path={socks[name]},server=on,wait=off{extra}"
 
     argv = [
-        QEMU,
+        emulator(board),
         *("-name", f"vigil-rig-{board.name}", "-machine", rig.machine, "-accel", accel),
         *("-cpu", rig.cpu, "-smp", str(rig.cpus), "-m", str(rig.memory_mb)),
         *("-display", "none", "-vga", "none", "-nodefaults"),
         *("-chardev", server("console", f",logfile={folder / 'console.log'}")),
-        *("-serial", "chardev:console"),
-        *("-chardev", f"pty,id={DOME_CHARDEV}", "-serial", f"chardev:{DOME_CHARDEV}"),
+        *("-chardev", f"pty,id={DOME_CHARDEV}", *_serials(board)),
         *("-chardev", server("qmp"), "-mon", "chardev=qmp,mode=control"),
         *("-chardev", server("monitor"), "-mon", "chardev=monitor,mode=readline"),
         *("-device", "sdhci-pci,id=sdhci"),
@@ -170,10 +207,8 @@ def qemu_argv(
         *("-pidfile", str(folder / "qemu.pid"), "-daemonize"),
     ]
     if boot.image is not None:
-        shutil.copyfile(OVMF_VARS, folder / "ovmf-vars.fd")
         argv += [
-            *("-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}"),
-            *("-drive", f"if=pflash,format=raw,file={folder / 'ovmf-vars.fd'}"),
+            *_firmware(board, folder),
             *("-drive", f"if=none,id=disk,file={boot.image.resolve()},format=raw"),
             *("-device", "virtio-blk-pci,drive=disk"),
         ]
@@ -212,8 +247,10 @@ def _prepare(folder: Path) -> None:
 
 def up(board: RigBoard, boot: Boot, folder: Path, card: Path | None = None) -> RigState:
     """Start the rig; it runs until `down`."""
-    if shutil.which(QEMU) is None:
-        raise RigError(f"{QEMU} is not installed (Debian package qemu-system-x86)")
+    binary = emulator(board)
+    if shutil.which(binary) is None:
+        package = EMULATORS[board.kernel.flavour][1]
+        raise RigError(f"{binary} is not installed (Debian package {package})")
     boot.check()
     folder = folder.resolve()
     _prepare(folder)
