@@ -9,7 +9,7 @@ import requests
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import PHONE, log_in, shot
-from tests.isapi_xml import text, xml
+from tests.isapi_xml import put_ok, text, xml
 from tests.vigild import ADMIN_PASSWORD, Vigild
 
 NEW_PASSWORD = "Web-Page-2026"
@@ -163,3 +163,38 @@ def test_lockout_message_says_when_to_retry(vigild_factory, page: Page) -> None:
     shot(page, "login-locked")
     log_in(page, device, password=ADMIN_PASSWORD)  # the right password is refused while locked
     expect(page.locator("#login-password-error")).to_contain_text("try again in")
+
+
+def test_the_shell_is_used_with_the_keyboard(module_device: Vigild, page: Page) -> None:
+    log_in(page, module_device)
+    expect(page.get_by_role("heading", name="Device information")).to_be_visible()
+    focused: list[str] = []
+    for _ in range(14):
+        page.keyboard.press("Tab")
+        focused.append(page.evaluate("document.activeElement.textContent.trim() || "
+                                     "document.activeElement.id"))  # fmt: skip
+    assert focused[:3] == ["Log out", "Live view", "Playback"], focused
+    assert focused.index("deviceName") < focused.index("Save"), focused
+    page.get_by_role("link", name="Network").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Network")).to_be_visible()
+    assert page.url.endswith("#/config/network")
+    shot(page, "shell-pending-page")
+
+
+def test_an_ended_session_brings_the_login_back(module_device: Vigild, page: Page) -> None:
+    body = (
+        "<User><userName>op2</userName><password>Operator-Pass-1</password>"
+        f"<userLevel>Operator</userLevel><loginPassword>{ADMIN_PASSWORD}</loginPassword></User>"
+    )
+    user_id = text(xml(module_device.post("/ISAPI/Security/users", body)), "id")
+    log_in(page, module_device, user="op2", password="Operator-Pass-1")
+    expect(page.get_by_text("op2 (Operator)")).to_be_visible()
+    change = (
+        f"<User><id>{user_id}</id><userName>op2</userName><password>Operator-Pass-2</password>"
+        f"<loginPassword>{ADMIN_PASSWORD}</loginPassword></User>"
+    )
+    put_ok(module_device, f"/ISAPI/Security/users/{user_id}", change)
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    expect(page.get_by_role("status")).to_contain_text("Your session has ended")

@@ -20,7 +20,9 @@ NAME_DOC = (
 )
 
 
-def login_header(base: str, user: str, password: str, verify: bool = True) -> str:
+def login_header(
+    base: str, user: str, password: str, verify: bool = True, nonce: str | None = None
+) -> str:
     """The Authorization header for POST sessionLogin, for the device's current challenge."""
     cap = requests.get(f"{base}{LOGIN}/capabilities", timeout=5, verify=verify)
     doc = xml(cap)
@@ -28,7 +30,7 @@ def login_header(base: str, user: str, password: str, verify: bool = True) -> st
     auth.init_per_thread_state()
     auth._thread_local.chal = {
         "realm": text(doc, "realm"),
-        "nonce": text(doc, "nonce"),
+        "nonce": nonce or text(doc, "nonce"),
         "opaque": text(doc, "opaque"),
         "qop": "auth",
         "algorithm": "SHA-256",
@@ -138,6 +140,14 @@ def test_refused_logins_name_the_reason_and_never_challenge(module_device: Vigil
     replay = requests.post(f"{module_device.url}{LOGIN}", headers={"Authorization": header})
     assert (first.status_code, replay.status_code) == (200, 401)
     assert "WWW-Authenticate" not in replay.headers
+
+
+def test_a_nonce_not_of_this_device_is_called_stale(module_device: Vigild) -> None:
+    """The page then asks for a fresh challenge once (a restart or a slow typist)."""
+    header = login_header(module_device.url, "admin", ADMIN_PASSWORD, nonce="A" * 38)
+    reply = requests.post(f"{module_device.url}{LOGIN}", headers={"Authorization": header})
+    assert reply.status_code == 401 and "WWW-Authenticate" not in reply.headers
+    assert text(ET.fromstring(reply.content), "subStatusCode") == "staleNonce"
 
 
 def test_logout_ends_the_session(module_device: Vigild) -> None:

@@ -95,7 +95,6 @@ async def login(request: web.Request) -> web.Response:
     if user is None:
         raise IsapiError(401, 4, "unauthorized", "unknown user")
     session = _store(request).open(name, verifier_fingerprint(ctx.accounts, name))
-    request["user"] = user
     ctx.devicelog.record("Operation", "remoteLogin", user=name, source=peer_address(request))
     response = xml_response(_session_doc(session, user.level))
     response.set_cookie(
