@@ -61,7 +61,8 @@ fi
 run vigil_save
 echo "Vigil: booting slot ${raucslot} (BOOT_ORDER=${BOOT_ORDER} BOOT_A_LEFT=${BOOT_A_LEFT} BOOT_B_LEFT=${BOOT_B_LEFT})"
 
-# Debian's arm64 vmlinuz is a gzip'd Image: booti unpacks it at kernel_comp_addr_r.
+# Debian's arm64 vmlinuz is a plain Image (about 33 MB, below ramdisk_addr_r); should a kernel
+# be a gzip'd Image instead, booti unpacks it at kernel_comp_addr_r.
 if load ${vigil_boot} ${kernel_addr_r} ${raucslot}/vmlinuz; then
     setenv kernel_comp_addr_r 0x50000000
     setenv kernel_comp_size ${filesize}
