@@ -101,7 +101,8 @@ def test_device_name_change_is_saved_and_refusals_shown_by_the_field(
 
     name.fill("x" * 65)
     page.get_by_role("button", name="Save").click()
-    expect(page.locator("#deviceName-error")).to_contain_text("longer than 64")
+    refusal = page.locator("#deviceName-error")
+    expect(refusal).to_have_text("Device name is longer than 64 characters")
     expect(name).to_have_attribute("aria-invalid", "true")
     shot(page, "device-information-refused")
     info = xml(module_device.get("/ISAPI/System/deviceInfo"))

@@ -48,7 +48,9 @@ export function DeviceInfoPage() {
       setStatus("Saved.");
     } catch (error) {
       const where = error instanceof ApiError ? fieldOf(error, EDITABLE) : "form";
-      setErrors({ [where]: error.message });
+      // "<deviceName> is longer than 64 characters" -> "Device name is longer than ..."
+      const message = error.message.replace(/<(\w+)>/g, (tag, name) => EDITABLE[name] || name);
+      setErrors({ [where]: message });
     }
   }
 
