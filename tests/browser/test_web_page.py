@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 
 import requests
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import PHONE, log_in, shot
+from tests.browser.conftest import DESKTOP, PHONE, log_in, shot
 from tests.isapi_xml import put_ok, text, xml
 from tests.vigild import ADMIN_PASSWORD, Vigild
 
@@ -85,6 +85,20 @@ def test_wrong_password_is_told_then_login_opens_the_shell(
     assert cookie["sameSite"] == "Strict"
     assert cookie["secure"] is False  # plain HTTP: a Secure cookie would not be kept
     assert cookie["expires"] == -1  # a browser-session cookie; the device times it out
+
+
+def test_login_over_https_keeps_a_secure_cookie(module_device: Vigild, browser: Browser) -> None:
+    context = browser.new_context(viewport=DESKTOP, ignore_https_errors=True)
+    try:
+        page = context.new_page()
+        page.goto(module_device.https_url + "/")
+        page.get_by_label("Password").fill(ADMIN_PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("heading", name="Device information")).to_be_visible()
+        (cookie,) = [c for c in context.cookies() if c["name"] == "vigil_session"]
+        assert (cookie["secure"], cookie["httpOnly"], cookie["sameSite"]) == (True, True, "Strict")
+    finally:
+        context.close()
 
 
 def test_device_name_change_is_saved_and_refusals_shown_by_the_field(

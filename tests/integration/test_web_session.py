@@ -170,3 +170,14 @@ def test_login_before_activation_is_refused(fresh_device: Vigild) -> None:
     reply = requests.post(f"{fresh_device.url}{LOGIN}", headers={"Authorization": header})
     assert reply.status_code == 401
     assert text(ET.fromstring(reply.content), "subStatusCode") == "notActivated"
+
+
+def test_at_most_16_sessions_are_open(device: Vigild) -> None:
+    sessions = [session_of(login(device.url)) for _ in range(16)]
+    refused = login(device.url)
+    assert refused.status_code == 503
+    assert text(ET.fromstring(refused.content), "subStatusCode") == "tooManySessions"
+    cookies, csrf = sessions[0]
+    url = f"{device.url}/ISAPI/Security/sessionLogout"
+    assert requests.put(url, cookies=cookies, headers=csrf, timeout=5).status_code == 200
+    assert login(device.url).status_code == 200
