@@ -27,7 +27,7 @@ DATA_DIR ?= .vigil-data
 # packages, wheels, kernel sources) are cached here; nothing depends on the cache being there.
 IMAGE_APT_PACKAGES := mmdebstrap genimage rauc squashfs-tools qemu-system-x86 qemu-system-arm \
 	qemu-user-static ovmf qemu-efi-aarch64 grub-efi-amd64-bin grub-common dosfstools mtools socat \
-	i2c-tools gpiod u-boot-qemu u-boot-tools arch-test fdisk
+	i2c-tools gpiod u-boot-qemu u-boot-tools arch-test fdisk libubootenv-tool
 VIGIL_CACHE ?= $(HOME)/.cache/vigil
 export VIGIL_CACHE
 IMAGE_APT_STAMP := $(VENV)/.apt-image-installed

@@ -353,3 +353,28 @@ def test_boot_script_gives_new_tries_when_none_is_left(tmp_path: Path) -> None:
     lines = _run_uboot(disk)
     assert "Vigil: no slot has boots left; giving both new tries" in lines
     assert "slot A (BOOT_ORDER=A B A_LEFT=2 B_LEFT=3)" in _verdict(lines)
+
+
+@needs_uboot
+@pytest.mark.skipif(not _have("fw_printenv", "fw_setenv"), reason="libubootenv-tool")
+def test_boot_script_and_raucs_fw_setenv_share_the_environment(tmp_path: Path) -> None:
+    disk = _boot_disk(tmp_path, ("A", "B"), env=None)
+    _run_uboot(disk)  # U-Boot writes vigil.env
+    fat = f"{disk}@@{2048 * 512}"
+    env = tmp_path / "vigil.env"
+    env.write_bytes(
+        subprocess.run(["mtype", "-i", fat, "::/vigil.env"], capture_output=True, check=True).stdout
+    )
+    # the board's /etc/fw_env.config, pointed at the copy
+    fw_env = (BOARD / "rootfs-overlay/etc/fw_env.config").read_text(encoding="utf-8")
+    (entry,) = [line.split() for line in fw_env.splitlines() if line.startswith("/")]
+    config = tmp_path / "fw_env.config"
+    config.write_text(" ".join([str(env), *entry[1:]]) + "\n", encoding="utf-8")
+    tool = ["-c", str(config)]
+    printed = subprocess.run(["fw_printenv", *tool], capture_output=True, text=True, check=True)
+    assert printed.stdout.split("\n")[:3] == ["BOOT_A_LEFT=2", "BOOT_B_LEFT=0", "BOOT_ORDER=A B"]
+    # what RAUC's U-Boot backend does to mark B active
+    subprocess.run(["fw_setenv", *tool, "BOOT_ORDER", "B A"], check=True)
+    subprocess.run(["fw_setenv", *tool, "BOOT_B_LEFT", "3"], check=True)
+    subprocess.run(["mcopy", "-o", "-i", fat, str(env), "::/vigil.env"], check=True)
+    assert "slot B (BOOT_ORDER=B A A_LEFT=2 B_LEFT=2)" in _verdict(_run_uboot(disk))
