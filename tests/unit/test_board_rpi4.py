@@ -25,7 +25,7 @@ import pytest
 from gpiozero.pins.pi import pi_info
 
 from vigil.board.description import load_board
-from vigil_tools.image.recipe import OVERLAY, REPO, load_recipe
+from vigil_tools.image.recipe import OVERLAY, REPO, ImageError, load_recipe
 
 BOARD = REPO / "board" / "rpi4"
 HANDLER = BOARD / "rootfs-overlay/usr/lib/vigil/rauc-slot-boot-files"
@@ -83,6 +83,31 @@ def test_the_image_recipe_loads() -> None:
     # the Pi's camera driver is in staging: not pruned as the QEMU boards do
     assert not any("staging" in pattern for pattern in recipe.rootfs.prune)
     assert "boot/firmware/*" in recipe.rootfs.prune
+    # the boot partition's files besides boot.scr and A/: genimage.cfg's inputs
+    staged = [f.rsplit("/", 1)[-1] for f in recipe.boot.root_files + recipe.boot.board_files]
+    inputs = re.findall(r'image = "([^"]+)"', (BOARD / "genimage.cfg").read_text())
+    assert sorted(staged) == sorted(set(inputs) - {"boot.scr", "A/vmlinuz", "A/initrd.img"}
+                                    - {"efi.vfat", "data.ext4", "rootfs.squashfs"})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("boot", "error"),
+    [
+        ('root_files = ["/usr/lib/x"]', "is not a path relative to /"),
+        ('root_files = ["usr/../etc/shadow"]', "is not a path relative to /"),
+        ('board_files = ["nothere.txt"]', "no file 'nothere.txt'"),
+        ('root_files = ["usr/a/config.txt"]\nboard_files = ["config.txt"]', "two files"),
+        ('root_file = ["usr/lib/x"]', "has no key 'root_file'"),
+    ],
+)
+def test_the_recipe_refuses_a_bad_boot_section(tmp_path: Path, boot: str, error: str) -> None:
+    board = tmp_path / "rpi4"
+    shutil.copytree(BOARD, board, symlinks=True)
+    text = (board / "image.toml").read_text(encoding="utf-8")
+    text = text[: text.index("[boot]")] + "[boot]\n" + boot + "\n"
+    (board / "image.toml").write_text(text, encoding="utf-8")
+    with pytest.raises(ImageError, match=re.escape(error)):
+        load_recipe("rpi4", boards=tmp_path)
 
 
 def test_the_kernel_is_the_one_the_rig_boards_pin() -> None:

@@ -48,11 +48,23 @@ class WheelsRecipe:
 
 
 @dataclass(frozen=True)
+class BootRecipe:
+    """What a board's boot partition takes besides its bootloader's own files (rpi4: the Pi
+    firmware, U-Boot, the device tree, config.txt): files of the root (paths relative to /, `*`
+    allowed, each to match one file) and of the board's folder, put in genimage's input path
+    under their base names."""
+
+    root_files: tuple[str, ...] = ()
+    board_files: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Recipe:
     board: str
     directory: Path
     rootfs: RootfsRecipe
     wheels: WheelsRecipe
+    boot: BootRecipe = BootRecipe()
 
     @property
     def packages_lock(self) -> Path:
@@ -73,7 +85,8 @@ _ROOTFS_KEYS = {
     "prune": list,
 }
 _WHEELS_KEYS = {"platforms": list, "python": str, "extra": list}
-OPTIONAL = {"prune", "extra"}
+_BOOT_KEYS = {"root_files": list, "board_files": list}
+OPTIONAL = {"prune", "extra", "root_files", "board_files"}
 # A name with optional extras and version clauses (no markers, URLs or spaces).
 REQUIREMENT = re.compile(
     r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[a-z0-9,_-]+\])?([<>=!~]=?[A-Za-z0-9.*+!-]+,?)*"
@@ -120,7 +133,7 @@ def load_recipe(board: str, boards: Path = BOARDS) -> Recipe:
         raise ImageError(f"board {board!r} has no image recipe ({path})") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ImageError(f"{path}: {exc}") from None
-    unknown = sorted(set(raw) - {"rootfs", "wheels"})
+    unknown = sorted(set(raw) - {"rootfs", "wheels", "boot"})
     if unknown:
         raise ImageError(f"{path}: unknown section [{unknown[0]}]")
     rootfs = _section(path, raw, "rootfs", _ROOTFS_KEYS)
@@ -140,6 +153,7 @@ def load_recipe(board: str, boards: Path = BOARDS) -> Recipe:
         raise ImageError(f"{path}: [wheels] extra: {bad[0]!r} is not a requirement (name>=1.0)")
     if not re.fullmatch(r"3\d{1,2}", wheels["python"]):
         raise ImageError(f"{path}: [wheels] python is like 311 (CPython 3.11)")
+    boot = _boot(path, raw) if "boot" in raw else BootRecipe()
     return Recipe(
         board=board,
         directory=directory,
@@ -157,4 +171,21 @@ def load_recipe(board: str, boards: Path = BOARDS) -> Recipe:
             python=wheels["python"],
             extra=tuple(wheels.get("extra", [])),
         ),
+        boot=boot,
     )
+
+
+def _boot(path: Path, raw: dict) -> BootRecipe:
+    boot = _section(path, raw, "boot", _BOOT_KEYS)
+    root_files, board_files = boot.get("root_files", []), boot.get("board_files", [])
+    bad = [f for f in root_files if not PRUNE_PATTERN.fullmatch(f)]
+    if bad:
+        raise ImageError(f"{path}: [boot] root_files: {bad[0]!r} is not a path relative to /")
+    bad = [f for f in board_files if "/" in f or not (path.parent / f).is_file()]
+    if bad:
+        raise ImageError(f"{path}: [boot] board_files: no file {bad[0]!r} in {path.parent}")
+    names = [f.rsplit("/", 1)[-1] for f in (*root_files, *board_files)]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ImageError(f"{path}: [boot] two files are named {twice[0]!r}")
+    return BootRecipe(root_files=tuple(root_files), board_files=tuple(board_files))
