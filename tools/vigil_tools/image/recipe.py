@@ -1,4 +1,5 @@
-"""A board's image recipe: `board/<name>/image.toml` (suite, mirrors, packages, wheel platform).
+"""A board's image recipe: `board/<name>/image.toml` (suite, mirrors, packages, wheel platform,
+boot partition files).
 
 Kept apart from board.toml, which is the daemon's hardware map and is loaded strictly by the
 daemon: the recipe is only the host build's business. It is loaded strictly too: an unknown key
