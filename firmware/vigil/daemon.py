@@ -27,7 +27,7 @@ from vigil.api.server import HttpService
 from vigil.board.clock import local_iso, make_clock, parse_time_zone
 from vigil.board.description import BoardDescription, BoardError, load_board
 from vigil.board.gpio import make_pin_factory
-from vigil.board.network import SimNetwork, make_network
+from vigil.board.network import NetworkError, SimNetwork, make_network
 from vigil.board.simcontrol import SimControl
 from vigil.config.events import (
     AlarmInput,
@@ -346,6 +346,8 @@ class Vigil:
         self.network_events = NetworkExceptions(self.network, interfaces, self.bus)
         await self.network_events.start()
         self._stop_steps.append(self.network_events.stop)
+        if self.board.network.driver == "linux":
+            await self._configure_interfaces()
         if self.sim_control is not None and isinstance(self.network, SimNetwork):
             self.sim_control.on("link", self.network.link_control(interfaces))
         if self.sim_control is not None:
@@ -591,6 +593,16 @@ class Vigil:
     def _apply_security(self, old: SecuritySettings, new: SecuritySettings) -> None:
         self.lockout.apply(old, new)
         self.ipfilter.apply(old.ip_filter, new.ip_filter)
+
+    async def _configure_interfaces(self) -> None:
+        """A real board's interfaces are the daemon's own: at start they are brought up as the
+        saved settings say (DHCP on a new device), as a change would (`_apply_network`)."""
+        for settings in self.store.current.network:
+            name = self.board.interface_name(settings.id)
+            try:
+                await self.network.apply(name, settings)
+            except NetworkError as exc:  # the device still serves wherever it can be reached
+                log.error("network interface %s could not be configured: %s", name, exc)
 
     async def _apply_network(
         self, old: list[NetworkInterface], new: list[NetworkInterface]

@@ -64,8 +64,10 @@ def staged(tmp_path):
             "/etc/systemd/system/vigil-gpio-sim.service": "[Unit]\n",
         },
     )
+    keyring = tmp_path / "ca.cert.pem"
+    keyring.write_text("-----BEGIN CERTIFICATE-----\n")
     return overlay.stage(
-        tmp_path / "staged", BOARDS / "qemu-x86_64", "bookworm", INFO, modules=modules
+        tmp_path / "staged", BOARDS / "qemu-x86_64", "bookworm", INFO, modules, keyring=keyring
     )
 
 
@@ -97,10 +99,24 @@ def test_stage_writes_the_board_modules(staged):
     assert stat.S_IMODE(unit.stat().st_mode) == 0o644
 
 
+def test_stage_installs_the_boards_rauc_config_and_the_keyring(staged, tmp_path):
+    assert (staged / "etc/rauc/system.conf").read_bytes() == (
+        BOARDS / "qemu-x86_64/system.conf"
+    ).read_bytes()
+    assert (staged / "etc/rauc/keyring.pem").read_text() == "-----BEGIN CERTIFICATE-----\n"
+
+
+def test_a_rauc_board_without_a_keyring_is_refused(tmp_path):
+    with pytest.raises(ImageError, match="no keyring"):
+        overlay.stage(tmp_path / "staged", BOARDS / "qemu-x86_64", "bookworm", INFO)
+
+
 def test_stage_empties_its_folder(tmp_path):
     out = tmp_path / "staged"
     (out / "stale").mkdir(parents=True)
-    overlay.stage(out, BOARDS / "qemu-x86_64", "bookworm", INFO)
+    keyring = tmp_path / "ca.pem"
+    keyring.write_text("")
+    overlay.stage(out, BOARDS / "qemu-x86_64", "bookworm", INFO, keyring=keyring)
     assert not (out / "stale").exists()
     assert not (out / "etc/modules-load.d/vigil-board.conf").exists()
 

@@ -14,12 +14,11 @@ BoardError naming it, rather than leaving the alarm lines silently dead.
 
 from __future__ import annotations
 
-import re
 from importlib.metadata import entry_points
 from typing import Any
 
-from gpiozero import Factory, GPIOZeroError, PinInvalidPin
-from gpiozero.pins import PinInfo
+from gpiozero import Factory, GPIOZeroError
+from gpiozero.pins import BoardInfo, HeaderInfo, PinInfo
 from gpiozero.pins.mock import MockFactory
 
 from vigil.board.description import BoardAlarmIO, BoardDayNight, BoardError
@@ -53,26 +52,34 @@ def _started(section: str, name: str, start: Any) -> Factory:
 def chip_factory(chip: int) -> Factory:
     """lgpio's pin factory on `/dev/gpiochip<chip>`, its pins named "GPIO<line>"."""
     # Imported here: lgpio is a C library binding that only boards with a GPIO chip install.
+    import lgpio
     from gpiozero.pins.lgpio import LGPIOFactory
 
     class ChipFactory(LGPIOFactory):  # type: ignore[misc]
-        def pin(self, name: Any) -> Any:
-            line = _line_number(name)
-            info = PinInfo(
-                number=line + 1, name=f"GPIO{line}", names=frozenset({f"GPIO{line}", line}),
-                pull="", row=line + 1, col=1, interfaces=frozenset({"gpio"}),
-            )  # fmt: skip
-            pin = self.pins.get(info)
-            if pin is None:
-                pin = self.pins[info] = self.pin_class(self, info)
-            return pin
+        def __init__(self) -> None:
+            super().__init__(chip=chip)
+            status, lines, name, label = lgpio.gpio_get_chip_info(self._handle)
+            if status < 0:
+                raise OSError(f"/dev/gpiochip{chip}: {lgpio.error_text(status)}")
+            self._info = chip_board_info(lines, f"{name} ({label})")
 
-    return ChipFactory(chip=chip)
+        def _get_board_info(self) -> BoardInfo:
+            return self._info
+
+    return ChipFactory()
 
 
-def _line_number(name: Any) -> int:
-    """A line of the chip: 17, "17" or "GPIO17"."""
-    match = re.fullmatch(r"(?:GPIO)?(\d{1,3})", str(name))
-    if match is None:
-        raise PinInvalidPin(f"{name} is not a GPIO line (GPIO<n>: line n of the chip)")
-    return int(match.group(1))
+def _chip_pin(line: int) -> PinInfo:
+    names = frozenset({f"GPIO{line}", line, str(line)})
+    return PinInfo(line, f"GPIO{line}", names, "", line + 1, 1, frozenset({"gpio"}))
+
+
+def chip_board_info(lines: int, model: str) -> BoardInfo:
+    """A board of one header, the chip: line n is pin "GPIOn" (also n)."""
+    pins = {line: _chip_pin(line) for line in range(lines)}
+    header = HeaderInfo(name="chip", rows=max(lines, 1), columns=1, pins=pins)
+    return BoardInfo(
+        revision="chip", model=model, pcb_revision="", released="", soc="", manufacturer="",
+        memory=None, storage="", usb=0, usb3=0, ethernet=0, eth_speed=0, wifi=False,
+        bluetooth=False, csi=0, dsi=0, headers={"chip": header}, board="",
+    )  # fmt: skip

@@ -4,7 +4,8 @@
 before the initramfs is made again and the units are enabled): `rootfs-overlay/` (common to every
 board), then `board/<name>/rootfs-overlay/` (the board's own), then the generated files:
 `/usr/share/vigil/board/<name>/board.toml`, `/etc/default/vigild` (the board's name for the
-unit), `/usr/lib/os-release` (with `/etc/os-release` linking to it, as Debian has it).
+unit), `/usr/lib/os-release` (with `/etc/os-release` linking to it, as Debian has it), and
+`/etc/rauc/system.conf` (the board's) with `/etc/rauc/keyring.pem` (the bundle signers' CA).
 
 `finish` fixes what must hold in the final root whatever the packages did: an empty
 `/etc/machine-id` (systemd mounts a new one over it at every boot on a read-only root, and an
@@ -30,7 +31,7 @@ from pathlib import Path
 
 from vigil_tools.image.recipe import OVERLAY, REPO, ImageError
 
-MOUNT_POINTS = ("data", "tmp", "var/tmp", "var/log", "var/lib/systemd")  # /etc/fstab's
+MOUNT_POINTS = ("data", "boot/efi", "tmp", "var/tmp", "var/log", "var/lib/systemd")  # /etc/fstab's
 
 
 @dataclass(frozen=True)
@@ -128,8 +129,10 @@ def stage(
     info: BuildInfo,
     modules: BoardModules | None = None,
     overlay: Path = OVERLAY,
+    keyring: Path | None = None,
 ) -> Path:
-    """The tree laid over the root (see the module's docstring), made in `out` (emptied)."""
+    """The tree laid over the root (see the module's docstring), made in `out` (emptied).
+    `keyring`: the CA certificate the image trusts bundles from (RAUC's keyring)."""
     board = board_dir.name
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -147,7 +150,19 @@ def stage(
     _replace_with_link(out / "etc/os-release", "../usr/lib/os-release")
     if modules is not None:
         _stage_modules(out, modules)
+    _stage_rauc(out, board_dir, keyring)
     return out
+
+
+def _stage_rauc(out: Path, board_dir: Path, keyring: Path | None) -> None:
+    """The board's RAUC system config and the keyring it names, at the paths it names."""
+    if not (board_dir / "system.conf").is_file():
+        return
+    if keyring is None:
+        raise ImageError(f"{board_dir.name} has a RAUC system.conf but no keyring was given")
+    (out / "etc/rauc").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(board_dir / "system.conf", out / "etc/rauc/system.conf")
+    shutil.copyfile(keyring, out / "etc/rauc/keyring.pem")
 
 
 def _replace_with_link(path: Path, target: str) -> None:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vigil_tools.image import lock, overlay, squashfs, wheels
+from vigil_tools.image.keys import ensure_keys
 from vigil_tools.image.recipe import ImageError, Recipe, RootfsRecipe, load_recipe
 from vigil_tools.rig.gpio_sim import BuildError, boot_files, build_gpio_sim
 from vigil_tools.rig.spec import KernelPin, RigBoard, SpecError, load_rig_board
@@ -248,6 +249,7 @@ def _make_root(
             recipe.rootfs.suite,
             info,
             board_modules(rig) if rig else None,
+            keyring=ensure_keys().ca_cert,
         ),
         staged_wheels=wheels.stage(project_wheel, locked, recipe.wheels_lock, work / "wheels"),
         project_wheel=project_wheel.name,

@@ -54,6 +54,22 @@ class GuestHardware:
         """The level (0 or 1) of line `name`: an output's as its consumer set it."""
         return int(self._run(f"cat {self._line(name)}/value"))
 
+    def watch(self, name: str, seconds: int) -> None:
+        """Start watching line `name` in the guest for `seconds`, in the background: `watched`
+        then tells whether it was ever high (a pulse of an output, too short to be read by
+        `level` from the host). bash's own `read` reopens the value without a fork per look."""
+        value, out = f"{self._line(name)}/value", f"/tmp/vigil-watch-{name}"
+        self._run(
+            f"rm -f {out}; (end=$((SECONDS + {seconds})); high=0; "
+            f'while [ $SECONDS -lt $end ]; do read v < {value}; [ "$v" = 1 ] && high=1; done; '
+            f"echo $high > {out}) > /dev/null 2>&1 &"
+        )
+
+    def watched(self, name: str) -> bool | None:
+        """Whether the watch of line `name` saw it high; None while it still runs."""
+        result = self._run(f"cat /tmp/vigil-watch-{name} 2>/dev/null || true").strip()
+        return None if result == "" else result == "1"
+
     def _light(self) -> int:
         if self.light_address is None:
             raise ValueError("kernel.toml gives i2c-stub no chip_addr: the rig has no light sensor")

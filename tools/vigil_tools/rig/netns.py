@@ -10,14 +10,20 @@ broadcast 255.255.255.255 have a way out, as on any host. Clients run with
 
 from __future__ import annotations
 
+import ctypes
 import ipaddress
+import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 PREFIX = "vigil-rig-"
 BRIDGE = "br0"
 TAP = "tap0"
 MAX_RIGS = 64
+CLONE_NEWNET = 0x40000000
+NETNS_DIR = "/run/netns"  # where `ip netns add` keeps its namespaces
 
 
 class NetnsError(Exception):
@@ -88,3 +94,29 @@ def delete(netns: str) -> None:
 def exec_args(netns: str) -> list[str]:
     """The prefix that runs a command inside the rig's namespace."""
     return ["ip", "netns", "exec", netns]
+
+
+@contextmanager
+def entered(netns: str) -> Iterator[None]:
+    """The calling thread inside the rig's namespace, and back in its own afterwards: a test's
+    own clients (HTTP, SADP, RTSP) then reach the guest as a host on its LAN would. Threads
+    started inside stay in the namespace; processes started inside are in it too."""
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def switch(fd: int) -> None:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            raise NetnsError(f"setns: {os.strerror(ctypes.get_errno())}")
+
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        target = os.open(f"{NETNS_DIR}/{netns}", os.O_RDONLY)
+        try:
+            switch(target)
+        finally:
+            os.close(target)
+        try:
+            yield
+        finally:
+            switch(home)
+    finally:
+        os.close(home)
