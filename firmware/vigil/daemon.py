@@ -649,6 +649,7 @@ class Vigil:
     def print_banner(self) -> None:
         host = "127.0.0.1" if self.bind in ("0.0.0.0", "::") else self.bind
         lines = [f"Vigil {self.identity.firmware_version} on board {self.board.board.name}"]
+        lines.append("  web page: " + "  ".join(self.http.urls(host)))
         lines += [f"  {u}ISAPI/System/deviceInfo" for u in self.http.urls(host)]
         rtsp = self.store.current.ports.rtsp
         lines += [

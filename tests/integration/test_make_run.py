@@ -39,6 +39,7 @@ def test_make_run_serves_device_info_to_curl_digest(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline, output.read_text()
                 time.sleep(0.2)
             banner = output.read_text()
+            assert "web page: http://127.0.0.1:8080/  https://127.0.0.1:8443/" in banner
             assert "http://127.0.0.1:8080/ISAPI/System/deviceInfo" in banner
             assert "https://127.0.0.1:8443/ISAPI/System/deviceInfo" in banner
             assert "Not activated" in banner

@@ -53,6 +53,7 @@ PTZ = "/ISAPI/PTZCtrl/channels/1"
 IRCUT = "/ISAPI/Image/channels/1/IrcutFilter"
 DAY_LUX, NIGHT_LUX = 300.0, 1.0
 RIG_VERSION = "9.9.9"  # the new bundle's version
+ARTIFACTS = REPO / "build" / "test-artifacts" / "rig"
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +80,8 @@ def rig(board: RigBoard, image: Path, tmp_path_factory: pytest.TempPathFactory) 
             print(f"\nFIGURE power-on to RTSP ready (TCG): {time.monotonic() - started:.1f} s")
             yield machine
     finally:
-        print(machine.console()[-4000:])
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(machine.folder / "console.log", ARTIFACTS / "scenario-console.log")
         machine.down()
 
 
@@ -149,6 +151,26 @@ def test_the_card_records_and_a_clip_downloads(device: RigDevice, tmp_path: Path
     assert reply.status_code == 200, reply.text
     clip.write_bytes(reply.content)
     assert plays(clip)
+
+
+def test_the_figures_root_size_and_memory_while_streaming_and_recording(
+    rig: Rig, device: RigDevice, image: Path
+) -> None:
+    root_mb = image.with_name("rootfs.squashfs").stat().st_size / 1e6
+    pid = rig.guest("systemctl show -p MainPID --value vigild").strip()
+    with subprocess.Popen(
+        ["ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i",
+         device.rtsp_url(ADMIN_PASSWORD), "-t", "20", "-f", "null", "-"],
+    ) as viewer:  # fmt: skip
+        time.sleep(12)  # a client streaming while the card records
+        status = rig.guest(f"cat /proc/{pid}/status")
+        viewer.wait(60)
+    rss_mb = int(re.search(r"VmRSS:\s+(\d+) kB", status)[1]) / 1024  # type: ignore[index]
+    print(f"\nFIGURE root image (squashfs): {root_mb:.1f} MB (target <= 250)")
+    print(
+        f"FIGURE vigild resident memory, streaming and recording: {rss_mb:.0f} MB (target <= 120)"
+    )
+    assert root_mb <= 250
 
 
 def plays(clip: Path) -> bool:

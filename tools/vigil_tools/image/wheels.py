@@ -156,4 +156,9 @@ def install_commands(staged: str, venv: str, project_wheel: str) -> list[list[st
         # The device installs nothing: pip would only take room. (setuptools stays: a locked
         # dependency may want it at run time.)
         [*pip, "uninstall", "-q", "-y", "pip"],
-    ]
+        # Byte code that Python loads without looking at its source: the root is read-only and
+        # only ever replaced whole, and pip's checked-hash files (under SOURCE_DATE_EPOCH)
+        # would make each start read and hash every module's source again.
+        [f"{venv}/bin/python3", "-m", "compileall", "-q", "-j", "0",
+         "--invalidation-mode", "unchecked-hash", f"{venv}/lib"],
+    ]  # fmt: skip
