@@ -117,3 +117,11 @@ def test_a_failed_build_keeps_the_previous_root_and_no_work_folder(tmp_path, mon
         rootfs.build_rootfs("qemu-x86_64", out, tmp_path / "cache")
     assert sorted(p.name for p in out.iterdir()) == ["rootfs.squashfs"]
     assert (out / "rootfs.squashfs").read_bytes() == b"previous"
+
+
+def test_the_initramfs_settings_are_in_place_before_the_kernel_is_installed():
+    argv = command(staged_overlay=Path("/w/overlay"))
+    (essential,) = hooks(argv, "essential")
+    assert "/w/overlay/etc/initramfs-tools/conf.d/." in essential
+    assert '"$1"/etc/initramfs-tools/conf.d/' in essential
+    assert not hooks(command(), "essential")  # a lock run installs Debian's defaults

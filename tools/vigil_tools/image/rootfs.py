@@ -81,6 +81,15 @@ def _hooks(inputs: Inputs, prune: tuple[str, ...] = ()) -> list[str]:
     if inputs.preferences:
         setup.append('mkdir -p "$1"/etc/apt/preferences.d')
         setup.append(f"upload {q(str(inputs.preferences))} /etc/apt/preferences.d/vigil-lock")
+    essential = []
+    if inputs.staged_overlay:
+        # The image's initramfs settings (MODULES=list) before the kernel's postinst makes the
+        # first initramfs: Debian's MODULES=most takes minutes, over ten under qemu-user (an
+        # arm64 root), for an initramfs that the customize hook makes again anyway.
+        conf = "etc/initramfs-tools/conf.d"
+        staged = q(str(inputs.staged_overlay / conf))
+        copy = f'mkdir -p "$1"/{conf} && cp -r {staged}/. "$1"/{conf}/'
+        essential = [f"[ ! -d {staged} ] || {{ {copy}; }}"]
     customize = [
         f"sync-out /var/cache/apt/archives {q(str(inputs.apt_cache))}",
         'rm -f "$1"/var/cache/apt/archives/*.deb "$1"/etc/apt/preferences.d/vigil-lock',
@@ -102,8 +111,10 @@ def _hooks(inputs: Inputs, prune: tuple[str, ...] = ()) -> list[str]:
         customize.append(f'rm -rf "$1"{STAGED_WHEELS}')
     if inputs.staged_overlay:
         customize.append(_chroot("systemctl", "enable", *UNITS))
-    return [f"--setup-hook={hook}" for hook in setup] + [
-        f"--customize-hook={hook}" for hook in customize
+    return [
+        *(f"--setup-hook={hook}" for hook in setup),
+        *(f"--essential-hook={hook}" for hook in essential),
+        *(f"--customize-hook={hook}" for hook in customize),
     ]
 
 
