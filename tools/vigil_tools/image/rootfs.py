@@ -30,7 +30,7 @@ from pathlib import Path
 
 from vigil_tools.image import lock, overlay, squashfs, wheels
 from vigil_tools.image.keys import ensure_keys
-from vigil_tools.image.recipe import ImageError, Recipe, RootfsRecipe, load_recipe
+from vigil_tools.image.recipe import OVERLAY, ImageError, Recipe, RootfsRecipe, load_recipe
 from vigil_tools.rig.gpio_sim import BuildError, boot_files, build_gpio_sim
 from vigil_tools.rig.spec import KernelPin, RigBoard, SpecError, load_rig_board
 
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 VENV = "/opt/vigil/venv"
 STAGED_WHEELS = "/tmp/vigil-wheels"
 UNITS = ("vigild.service", "vigil-data.service")
+INITRAMFS_CONF = "etc/initramfs-tools/conf.d"
 DPKG_EXCLUDES = (
     "path-exclude=/usr/share/doc/*",
     "path-include=/usr/share/doc/*/copyright",
@@ -61,6 +62,8 @@ class Inputs:
     staged_wheels: Path | None = None
     project_wheel: str = ""  # file name of the Vigil wheel in staged_wheels
     kernel_release: str = ""  # depmod for this kernel after the overlay (its extra modules)
+    # initramfs-tools conf.d files laid before the kernel's postinst makes its first initramfs
+    initramfs_conf: Path | None = None
 
 
 def _chroot(*argv: str) -> str:
@@ -82,14 +85,12 @@ def _hooks(inputs: Inputs, prune: tuple[str, ...] = ()) -> list[str]:
         setup.append('mkdir -p "$1"/etc/apt/preferences.d')
         setup.append(f"upload {q(str(inputs.preferences))} /etc/apt/preferences.d/vigil-lock")
     essential = []
-    if inputs.staged_overlay:
-        # The image's initramfs settings (MODULES=list) before the kernel's postinst makes the
-        # first initramfs: Debian's MODULES=most takes minutes, over ten under qemu-user (an
-        # arm64 root), for an initramfs that the customize hook makes again anyway.
-        conf = "etc/initramfs-tools/conf.d"
-        staged = q(str(inputs.staged_overlay / conf))
-        copy = f'mkdir -p "$1"/{conf} && cp -r {staged}/. "$1"/{conf}/'
-        essential = [f"[ ! -d {staged} ] || {{ {copy}; }}"]
+    if inputs.initramfs_conf:
+        # The image's initramfs settings (MODULES=list) before the kernel's postinst and the
+        # triggers make initramfs: Debian's MODULES=most takes minutes each time, over ten under
+        # qemu-user (an arm64 root), for an initramfs that the customize hook makes again.
+        conf = f'"$1"/{INITRAMFS_CONF}'
+        essential = [f"mkdir -p {conf} && cp -r {q(str(inputs.initramfs_conf))}/. {conf}/"]
     customize = [
         f"sync-out /var/cache/apt/archives {q(str(inputs.apt_cache))}",
         'rm -f "$1"/var/cache/apt/archives/*.deb "$1"/etc/apt/preferences.d/vigil-lock',
@@ -250,18 +251,20 @@ def _make_root(
     locked = wheels.fetch(recipe.wheels, wheel_pins, recipe.wheels_lock, wheel_cache)
     preferences = work / "preferences"
     preferences.write_text(lock.apt_preferences(pins), encoding="utf-8")
+    staged_overlay = overlay.stage(
+        work / "overlay",
+        recipe.directory,
+        recipe.rootfs.suite,
+        info,
+        board_modules(rig) if rig else None,
+        keyring=ensure_keys().ca_cert,
+    )
     inputs = Inputs(
         apt_cache=_apt_cache(cache),
         installed=work / "installed",
         preferences=preferences,
-        staged_overlay=overlay.stage(
-            work / "overlay",
-            recipe.directory,
-            recipe.rootfs.suite,
-            info,
-            board_modules(rig) if rig else None,
-            keyring=ensure_keys().ca_cert,
-        ),
+        staged_overlay=staged_overlay,
+        initramfs_conf=_conf_dir(staged_overlay / INITRAMFS_CONF),
         staged_wheels=wheels.stage(project_wheel, locked, recipe.wheels_lock, work / "wheels"),
         project_wheel=project_wheel.name,
         kernel_release=kernel.release if kernel else "",
@@ -276,6 +279,10 @@ def _make_root(
         raise ImageError("the root differs from packages.lock: " + "; ".join(problems[:10]))
     overlay.finish(root)
     return root, info
+
+
+def _conf_dir(path: Path) -> Path | None:
+    return path if path.is_dir() else None
 
 
 def _apt_cache(cache: Path) -> Path:
@@ -294,7 +301,11 @@ def lock_rootfs(board: str, out: Path, cache: Path) -> Recipe:
     try:
         project_wheel = wheels.build_project_wheel(work / "project")
         wheel_pins = wheels.resolve(recipe.wheels, project_wheel)
-        inputs = Inputs(apt_cache=_apt_cache(cache), installed=work / "installed")
+        inputs = Inputs(
+            apt_cache=_apt_cache(cache),
+            installed=work / "installed",
+            initramfs_conf=_conf_dir(OVERLAY / INITRAMFS_CONF),
+        )
         package = f"{kernel.image_package}={kernel.version}" if kernel else ""
         command = mmdebstrap_command(recipe.rootfs, work / "root", inputs, package)
         _run_mmdebstrap(command, overlay.build_info().epoch, out / "mmdebstrap-lock.log")
