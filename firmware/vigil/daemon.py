@@ -42,6 +42,7 @@ from vigil.config.model import (
     NetworkInterface,
     PortSettings,
     SecuritySettings,
+    fit_to_sensor,
 )
 from vigil.config.ptz import PtzSettings
 from vigil.config.store import ConfigStore
@@ -108,6 +109,9 @@ def board_defaults(board: BoardDescription) -> Config:
         ports=PortSettings(http=board.ports.http, https=board.ports.https, rtsp=board.ports.rtsp),
         discovery=DiscoverySettings(sadp_port=board.ports.sadp),
         events=board_events(board),
+        streams=fit_to_sensor(
+            Config().streams, board.sensor.max_width, board.sensor.max_height, board.sensor.max_fps
+        ),
     )
 
 

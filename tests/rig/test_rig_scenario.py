@@ -37,8 +37,8 @@ from tests.isapi_xml import put_ok, text, xml
 from tests.rig.rig_device import Rig, RigDevice, ffprobe_stream, wait_serving
 from tests.rig.rig_wait import wait_for
 from tests.vigild import ADMIN_PASSWORD, REPO
+from vigil.ptz import pelco_d
 from vigil.ptz.commands import Preset, PresetAction
-from vigil.ptz.pelco_d import PelcoD
 from vigil.ptz.simdome import DomeSimulator
 from vigil_tools.image.build import build_image
 from vigil_tools.image.disk import DISK_NAME
@@ -214,7 +214,7 @@ def test_the_dome_goes_to_a_preset(rig: Rig, device: RigDevice) -> None:
         )
         mark = len(dome.received)
         put_ok(device, f"{PTZ}/presets/3/goto")
-        goto = PelcoD().encode(1, Preset(PresetAction.GOTO, 3))
+        goto = pelco_d.encode(1, Preset(PresetAction.GOTO, 3))
         wait_for("the goto frame", lambda: goto in [r.raw for r in dome.received[mark:]], 10)
     finally:
         dome.stop()

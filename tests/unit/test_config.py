@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vigil.config.model import Config, SecuritySettings
+from vigil.config.model import Config, SecuritySettings, fit_to_sensor
 from vigil.config.schema import ConfigError, from_dict, to_plain
 from vigil.config.store import ConfigStore, dump_config
 
@@ -84,3 +84,15 @@ async def test_rejected_change_changes_nothing(tmp_path: Path) -> None:
         await store.replace(dataclasses.replace(store.current, security=bad))
     assert store.current == Config()
     assert (tmp_path / "config.toml").read_bytes() == before
+
+
+def test_default_streams_fit_a_smaller_sensor() -> None:
+    # A 720p sensor at 10 fps (the QEMU rig's): the main stream is 720p, every stream at most
+    # 10 fps, each GOP as long in seconds as before.
+    fitted = fit_to_sensor(Config().streams, 1280, 720, 10)
+    assert [(s.width, s.height, s.fps, s.gop) for s in fitted] == [
+        (1280, 720, 10, 20), (640, 360, 10, 20), (640, 360, 5, 5),
+    ]  # fmt: skip
+    assert fit_to_sensor(Config().streams, 1920, 1080, 30) == Config().streams
+    main = fit_to_sensor(Config().streams, 640, 640, 30)[0]
+    assert (main.width, main.height) == (640, 360)

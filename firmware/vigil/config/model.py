@@ -224,6 +224,27 @@ def _default_streams() -> list[StreamSettings]:
     ]  # fmt: skip
 
 
+def fit_to_sensor(
+    streams: list[StreamSettings], max_width: int, max_height: int, max_fps: int
+) -> list[StreamSettings]:
+    """The streams scaled down (aspect kept, even sizes) and slowed to what a sensor gives, the
+    GOP keeping its length in seconds: a 720p sensor's main stream is 720p by default."""
+    fitted = []
+    for stream in streams:
+        scale = min(1.0, max_width / stream.width, max_height / stream.height)
+        fps = min(stream.fps, max_fps)
+        fitted.append(
+            replace(
+                stream,
+                width=max(160, int(stream.width * scale) & ~1),
+                height=max(90, int(stream.height * scale) & ~1),
+                fps=fps,
+                gop=max(1, round(stream.gop * fps / stream.fps)),
+            )
+        )
+    return fitted
+
+
 # Hikvision's videoDestPortNo of a main stream; the sub and third streams take the next even
 # ports, so a receiver bound to one stream's port never gets another's packets.
 MULTICAST_PORT_BASE = 8860
