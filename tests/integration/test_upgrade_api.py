@@ -14,7 +14,10 @@ import contextlib
 import hashlib
 import http.client
 import json
+import os
+import shutil
 import sqlite3
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -305,3 +308,33 @@ def test_an_upload_cut_short_frees_the_device(device: Vigild, good: Path) -> Non
     assert not (device.data_dir / "update" / "upload.raucb").exists()
     assert upload(device, good).status_code == 200  # the next upload is taken
     wait_until(lambda: firmware(device) == "V2.0.0", "the device to run V2.0.0")
+
+
+@pytest.fixture
+def small_update_folder(device: Vigild, tmp_path: Path) -> Iterator[Path]:
+    """The device's update folder on a tmpfs with 256 KiB free: a full data partition."""
+    folder = device.data_dir / "update"
+    folder.mkdir(exist_ok=True)
+    saved = tmp_path / "saved-update"
+    shutil.copytree(folder, saved)
+    used = sum(p.stat().st_size for p in saved.rglob("*") if p.is_file())
+    size = (used // 4096 + 64 + 32) * 4096  # the files, their blocks' slack, and 256 KiB
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True)
+    try:
+        shutil.copytree(saved, folder, dirs_exist_ok=True)
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_a_data_partition_too_full_for_the_bundle_is_a_clear_refusal(
+    device: Vigild, good: Path, small_update_folder: Path
+) -> None:
+    state = update_state(device)
+    reply = upload(device, good)
+    code, sub, message = refusal(reply)
+    assert (code, sub) == (507, "deviceError"), reply.text
+    assert "cannot be kept on the data partition: No space left on device" in message
+    assert update_state(device) == state and status(device) == ("false", 0)
+    assert not (small_update_folder / "upload.raucb").exists()

@@ -16,6 +16,7 @@ clients (requests, `vigil discover`, ffprobe) reach the guest as hosts on its LA
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -47,6 +48,8 @@ from vigil_tools.rig.spec import RigBoard
 
 pytestmark = [pytest.mark.rig, pytest.mark.timeout(900)]
 
+DISK_BYTES = 2 * 1024**3
+SADP_TIMEOUT = "20"  # seconds for an answer: the emulated device answers slowly at times
 BOOT_S = 300  # power-on to serving under emulation, with room for a loaded machine
 STATIC = "192.168.1.70"
 PTZ = "/ISAPI/PTZCtrl/channels/1"
@@ -71,6 +74,9 @@ def rig(board: RigBoard, image: Path, tmp_path_factory: pytest.TempPathFactory) 
     work = tmp_path_factory.mktemp("scenario")
     disk = work / "disk.img"
     subprocess.run(["cp", "--sparse=always", str(image), str(disk)], check=True)
+    # A card larger than the image, as in the field: the first boot grows /data over the rest
+    # (vigil-data-setup), which holds the bundles uploaded for the upgrades.
+    os.truncate(disk, DISK_BYTES)
     machine = Rig(board, work / "rig")
     started = time.monotonic()
     machine.up(disk)
@@ -112,7 +118,10 @@ def test_discovered_and_activated_over_sadp(device: RigDevice) -> None:
     assert found.returncode == 0, found.stderr
     (camera,) = [d for d in json.loads(found.stdout) if d["ipv4"] == device.address]
     assert (camera["model"], camera["activated"]) == ("VGL-QEMU-X86", False)
-    done = vigil("activate", camera["serial"], "--password-stdin", password=ADMIN_PASSWORD)
+    done = vigil(
+        "activate", camera["serial"], "--timeout", SADP_TIMEOUT, "--password-stdin",
+        password=ADMIN_PASSWORD,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "success" in done.stdout
     assert device.get("/ISAPI/System/deviceInfo").status_code == 200  # digest, new password
@@ -122,7 +131,8 @@ def test_discovered_and_activated_over_sadp(device: RigDevice) -> None:
 def test_a_static_address_set_over_sadp(device: RigDevice) -> None:
     done = vigil(
         "set-network", device.serial_number, "--ip", STATIC, "--mask", "24",
-        "--gateway", "192.168.1.1", "--password-stdin", password=ADMIN_PASSWORD,
+        "--gateway", "192.168.1.1", "--timeout", SADP_TIMEOUT, "--password-stdin",
+        password=ADMIN_PASSWORD,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     device.address = STATIC
@@ -133,7 +143,7 @@ def test_a_static_address_set_over_sadp(device: RigDevice) -> None:
 
 def test_the_main_stream_plays(device: RigDevice) -> None:
     config = xml(device.get("/ISAPI/Streaming/channels/101"))
-    size = (text(config, "videoResolutionWidth"), text(config, "videoResolutionHeight"))
+    size = (text(config, "Video/videoResolutionWidth"), text(config, "Video/videoResolutionHeight"))
     stream = ffprobe_stream(device.rtsp_url(ADMIN_PASSWORD))
     assert stream["codec_name"] == "h264"
     assert (stream["width"], stream["height"]) == size
@@ -193,11 +203,11 @@ def test_an_alarm_input_drives_the_relay_and_the_alert_stream(rig: Rig, device: 
         lines = rig.hardware(shell)
         assert lines.level("relay-out-1") == 0
         lines.drive("alarm-in-1", high=False)  # the contact closes: the pulled-up line goes low
-        alert = alerts.wait_for(event("io"), timeout=15)
+        alert = alerts.wait_for(event("io"), timeout=30)
         assert alert["inputIOPortID"] == "1"
         wait_for("the relay line", lambda: lines.level("relay-out-1") == 1, 10)
         lines.drive("alarm-in-1", high=True)
-        alerts.wait_for(event("io", "inactive"), timeout=15)
+        alerts.wait_for(event("io", "inactive"), timeout=30)
 
 
 def test_the_dome_goes_to_a_preset(rig: Rig, device: RigDevice) -> None:

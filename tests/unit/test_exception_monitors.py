@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from tests.event_recorder import HOLD_OFF_S, Recorder, wait_for
 from vigil.board.network import InterfaceState, NetworkError, SimNetwork
 from vigil.board.simcontrol import SimControl, send
+from vigil.events import ip_conflict
 from vigil.events.exceptions import DeviceExceptions, NetworkExceptions
 from vigil.events.ip_conflict import IpConflictMonitor
 from vigil.events.link_monitor import LinkMonitor, PollFeed
@@ -242,3 +244,17 @@ async def test_ip_conflict_failing_probe_changes_nothing_and_logs_once(
         await wait_for(lambda: not rec.bus.is_active("ipconflict", 0))
     finally:
         await monitor.stop()
+
+
+async def test_an_arping_that_never_ends_is_a_failed_probe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A real process standing in for a stuck arping (as under a heavily loaded emulator): the
+    # probe kills it and reports a NetworkError, which the monitor logs once, not a crash.
+    fake = tmp_path / "arping"
+    fake.write_text("#!/bin/sh\nexec sleep 30\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setattr(ip_conflict, "PROBE_TIMEOUT_S", 0.5)
+    with pytest.raises(NetworkError, match=r"arping on eth0: no result in 0\.5 s"):
+        await ip_conflict.ArpingProbe()("eth0", "192.0.2.10")

@@ -83,7 +83,11 @@ async def _receive(request: web.Request, path: Path) -> None:
             received += len(chunk)
             if received > BUNDLE_LIMIT:
                 raise IsapiError(413, 5, "messageTooLarge", limit)
-            file.write(chunk)  # into the page cache: microseconds, not worth a thread
+            try:
+                file.write(chunk)  # into the page cache: microseconds, not worth a thread
+            except OSError as exc:
+                message = f"the bundle cannot be kept on the data partition: {exc.strerror}"
+                raise IsapiError(507, 3, "deviceError", message) from None
     if received == 0:
         raise IsapiError(400, 6, "badFirmware", "the body (the firmware bundle) is empty")
 

@@ -63,10 +63,13 @@ class ArpingProbe:
             raise NetworkError(f"arping: {exc}") from exc
         try:
             out, err = await asyncio.wait_for(proc.communicate(), PROBE_TIMEOUT_S)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
+            if isinstance(exc, TimeoutError):  # a slow or stuck arping: a failed probe
+                message = f"arping on {interface}: no result in {PROBE_TIMEOUT_S} s"
+                raise NetworkError(message) from None
             raise
         reply = REPLY.search(out.decode(errors="replace"))
         if proc.returncode == 0:

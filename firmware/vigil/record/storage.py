@@ -55,7 +55,8 @@ log = logging.getLogger(__name__)
 VIGIL_LABEL = "VIGIL"
 RECORD_DIR = "record"
 PICTURE_DIR = "picture"
-BOARD_MOUNT_POINT = "/media/vigil"
+# Under /run (a tmpfs): a device's root is read-only, so no mount point can be made in /media.
+BOARD_MOUNT_POINT = "/run/media/vigil"
 SIM_IMAGE_NAME = "sim-card.img"
 SIM_DIRECTORY_NAME = "sim-card"
 # nodev/nosuid/noexec: nothing on a removable card is run or treated as a device. noatime:
