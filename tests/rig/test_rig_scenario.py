@@ -31,10 +31,12 @@ import pytest
 import serial
 
 from tests.alerts import alert_stream, event
+from tests.bundles import bundle as test_bundle
+from tests.bundles import flip_byte, truncate
 from tests.integration.test_record_api import search, search_body
 from tests.integration.test_record_download_api import DOWNLOAD, request_body
 from tests.integration.test_storage import format_card, hdd, log_count
-from tests.isapi_xml import put_ok, text, xml
+from tests.isapi_xml import put_ok, refusal, text, xml
 from tests.rig.rig_device import Rig, RigDevice, ffprobe_stream, wait_serving
 from tests.rig.rig_wait import wait_for
 from tests.vigild import ADMIN_PASSWORD, REPO
@@ -43,6 +45,7 @@ from vigil.ptz.commands import Preset, PresetAction
 from vigil.ptz.simdome import DomeSimulator
 from vigil_tools.image.build import build_image
 from vigil_tools.image.disk import DISK_NAME
+from vigil_tools.image.keys import ensure_keys
 from vigil_tools.rig.netns import entered
 from vigil_tools.rig.spec import RigBoard
 
@@ -54,6 +57,7 @@ BOOT_S = 300  # power-on to serving under emulation, with room for a loaded mach
 STATIC = "192.168.1.70"
 PTZ = "/ISAPI/PTZCtrl/channels/1"
 IRCUT = "/ISAPI/Image/channels/1/IrcutFilter"
+UPGRADE = "/ISAPI/System/updateFirmware"
 DAY_LUX, NIGHT_LUX = 300.0, 1.0
 RIG_VERSION = "9.9.9"  # the new bundle's version
 ARTIFACTS = REPO / "build" / "test-artifacts" / "rig"
@@ -326,6 +330,30 @@ def upgrade(rig: Rig, device: RigDevice, bundle: Path) -> int:
                  password=ADMIN_PASSWORD)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     return boots
+
+
+def test_tampered_foreign_unsigned_and_truncated_bundles_change_nothing(
+    rig: Rig, device: RigDevice, board: RigBoard, tmp_path: Path
+) -> None:
+    keys = ensure_keys()
+    mine = test_bundle(tmp_path / "mine", keys, "9.9.8", board=board.name)
+    size = mine.stat().st_size
+    refused = {
+        "tampered": (flip_byte(mine, tmp_path / "tampered.raucb", size // 2), "badFirmware"),
+        "truncated": (truncate(mine, tmp_path / "truncated.raucb", size - 700), "badFirmware"),
+        "foreign": (test_bundle(tmp_path / "sim", keys, "9.9.8", board="sim"), "badDevType"),
+        "unsigned by our CA": (
+            test_bundle(tmp_path / "other", ensure_keys(tmp_path / "keys"), "9.9.8",
+                        board=board.name),
+            "badFirmware",
+        ),
+    }  # fmt: skip
+    before = rauc_status(rig)
+    for what, (path, sub) in refused.items():
+        reply = device.session().put(device.url + UPGRADE, data=path.read_bytes(), timeout=300)
+        assert refusal(reply)[:2] == (400, sub), (what, reply.text)
+    assert rauc_status(rig) == before
+    assert log_count(device, "Exception", "upgradeFailed") == len(refused)
 
 
 def test_an_upgrade_comes_back_on_the_other_slot(

@@ -23,6 +23,7 @@ from vigil_tools.image import bundle as image_bundle
 from vigil_tools.image import command as image_command
 from vigil_tools.rig import command as rig_command
 from vigil_tools.sadp_client import (
+    COMMAND_TIMEOUT,
     DEFAULT_TIMEOUT,
     LIMITED_BROADCAST,
     FoundDevice,
@@ -227,6 +228,11 @@ def _find(client: SadpClient, args: argparse.Namespace) -> FoundDevice:
     return find_device(devices, args.device)
 
 
+def _answer_timeout(args: argparse.Namespace) -> float:
+    """How long a command waits for its answer: --timeout, if longer than the usual wait."""
+    return max(args.timeout, COMMAND_TIMEOUT)
+
+
 def _report(device: FoundDevice, what: str, reply_result: str, reason: str) -> int:
     name = f"{device.serial or device.model} ({device.mac})"
     if reply_result == SUCCESS:
@@ -241,7 +247,7 @@ def _activate(args: argparse.Namespace) -> int:
     if device.activated:
         log.info("%s already says it is activated; asking anyway", device.mac)
     password = _read_password(args, prompt="New admin password: ", confirm=True)
-    reply = client.command(device, ACTIVATE, password)
+    reply = client.command(device, ACTIVATE, password, timeout=_answer_timeout(args))
     return _report(device, "activate", reply.result, reply.reason)
 
 
@@ -266,7 +272,7 @@ def _set_network(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     client = _client(args)
     device = _find(client, args)
     password = _read_password(args, prompt="Admin password: ", confirm=False)
-    reply = client.command(device, UPDATE, password, changes)
+    reply = client.command(device, UPDATE, password, changes, timeout=_answer_timeout(args))
     return _report(device, "set-network", reply.result, reply.reason)
 
 
