@@ -60,9 +60,10 @@ class GuestHardware:
         `level` from the host). bash's own `read` reopens the value without a fork per look."""
         value, out = f"{self._line(name)}/value", f"/tmp/vigil-watch-{name}"
         self._run(
-            f"rm -f {out}; (end=$((SECONDS + {seconds})); high=0; "
+            # In braces: the shell's line goes on after it, and `&;` would be a syntax error.
+            f"rm -f {out}; {{ (end=$((SECONDS + {seconds})); high=0; "
             f'while [ $SECONDS -lt $end ]; do read v < {value}; [ "$v" = 1 ] && high=1; done; '
-            f"echo $high > {out}) > /dev/null 2>&1 &"
+            f"echo $high > {out}) > /dev/null 2>&1 & }}"
         )
 
     def watched(self, name: str) -> bool | None:
