@@ -4,15 +4,18 @@ rule and records, and what the rauc driver reads from RAUC's output."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
 
+from vigil.system import upgrade
 from vigil.system.upgrade import (
     RAUC_PROGRESS,
     BootOutcome,
     BundleInfo,
     Progress,
+    RaucDriver,
     Updater,
     UpgradeError,
     _primary_bootname,
@@ -159,3 +162,41 @@ def test_rauc_output() -> None:
     assert _primary_bootname(status) == "B"
     assert _primary_bootname({}) is None
     assert firmware_version("2.0.0") == "V2.0.0" and firmware_version("V5.7.1") == "V5.7.1"
+
+
+def rauc_status(booted: str, primary: str) -> dict[str, object]:
+    """`rauc status --output-format=json` (rauc 1.8) of the two-slot boards."""
+    return {
+        "compatible": "vigil-qemu-x86_64",
+        "booted": booted,
+        "boot_primary": primary,
+        "slots": [
+            {"rootfs.0": {"class": "rootfs", "bootname": "A"}},
+            {"rootfs.1": {"class": "rootfs", "bootname": "B"}},
+        ],
+    }
+
+
+def test_a_fallback_after_an_install_is_a_rollback_though_rauc_calls_the_booted_primary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The rauc command line stands in here (test_upgrade_rauc.py runs the real service): after
+    # an install to A from B, RAUC's primary is A; GRUB then tried A, which never started, and
+    # went back to B, which RAUC's primary (counting GRUB's try marks) names again.
+    answers = iter([rauc_status("B", "rootfs.0"), rauc_status("B", "rootfs.1")] * 2)
+    calls: list[tuple[str, ...]] = []
+
+    async def rauc(*args: str, timeout: float = 0) -> tuple[int, str]:
+        calls.append(args)
+        return 0, json.dumps(next(answers)) if "--output-format=json" in args else ""
+
+    monkeypatch.setattr(upgrade, "run_rauc", rauc)
+    driver = RaucDriver(state_dir=tmp_path)
+    asyncio.run(driver._remember_primary())  # what install does once rauc has installed
+    assert (tmp_path / "expected-slot").read_text() == "A"
+    outcome = asyncio.run(driver.mark_good())
+    assert outcome == BootOutcome("Exception", "upgradeRollback", "slot A did not start; back on B")
+    assert ("status", "mark-active", "booted") in calls
+    assert not (tmp_path / "expected-slot").exists()  # told once
+    next(answers)
+    assert asyncio.run(driver.mark_good()) is None

@@ -27,11 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from vigil.config.atomic import write_atomic
+
 log = logging.getLogger(__name__)
 
 BUNDLE_LIMIT = 512 * 2**20  # the largest bundle accepted (a root image is at most 320 MiB)
 UPLOAD_NAME = "upload.raucb"
 EXTRACT_NAME = "extract"  # where the sim driver unpacks a bundle
+EXPECTED_SLOT_NAME = "expected-slot"  # the bootname an install made primary (RaucDriver)
 RAUC_PROGRESS = re.compile(r"^\s*(\d{1,3})%")
 RAUC_TIMEOUT_S = 30 * 60
 
@@ -134,8 +137,11 @@ class RaucDriver:
     """A board with RAUC: the service installs, the bootloader switches and falls back.
     `conf`: the system config `rauc info` checks against (the service reads its own)."""
 
-    def __init__(self, conf: str | None = None) -> None:
+    def __init__(self, conf: str | None = None, state_dir: Path | None = None) -> None:
         self.conf = conf
+        # The slot an install made primary, kept until the next start: booting another one then
+        # is a rollback. RAUC's own primary cannot tell: on GRUB it already skips tried slots.
+        self._expected = state_dir / EXPECTED_SLOT_NAME if state_dir else None
 
     def boot(self) -> str | None:
         return None  # the running root's own package version is the installed one
@@ -158,12 +164,30 @@ class RaucDriver:
             kind = "badDevType" if "ompatible" in reason else "upgradeFailed"
             raise UpgradeError(kind, f"rauc install: {reason}")
         progress(100)
+        await self._remember_primary()
         return info
+
+    async def _remember_primary(self) -> None:
+        if self._expected is None:
+            return
+        code, output = await run_rauc("status", "--output-format=json", timeout=60)
+        primary = _primary_bootname(_json_object(output)) if code == 0 else None
+        if primary:
+            self._expected.parent.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(write_atomic, self._expected, primary.encode())
+
+    def _take_expected(self) -> str | None:
+        if self._expected is None or not self._expected.exists():
+            return None
+        expected = self._expected.read_text(errors="replace").strip() or None
+        self._expected.unlink()
+        return expected
 
     async def mark_good(self) -> BootOutcome | None:
         code, output = await run_rauc("status", "--output-format=json", timeout=60)
         status = _json_object(output) if code == 0 else {}
-        booted, primary = status.get("booted"), _primary_bootname(status)
+        booted = status.get("booted")
+        primary = self._take_expected() or _primary_bootname(status)
         code, output = await run_rauc("status", "mark-good", timeout=60)
         if code != 0:
             log.error("rauc status mark-good failed: %s", rauc_reason(output))
@@ -269,7 +293,7 @@ def make_updater(
     """The board's updater; None for a board without upgrades (driver "none")."""
     work_dir = data_dir / "update"
     if driver == "rauc":
-        return Updater(RaucDriver(), work_dir, record)
+        return Updater(RaucDriver(state_dir=work_dir), work_dir, record)
     if driver == "sim":
         from vigil.system.upgrade_sim import SimDriver
 
