@@ -118,7 +118,12 @@ image-setup: setup $(IMAGE_APT_STAMP)
 $(IMAGE_APT_STAMP): Makefile
 	$(call apt_install,$(IMAGE_APT_PACKAGES))
 
+# A foreign board's root runs its packages' scripts through qemu-user: the kernel must hand arm64
+# binaries to it (binfmt_misc, which qemu-user-static registers where systemd runs at boot).
 image: image-setup
+	$(if $(filter qemu-aarch64 rpi4,$(BOARD)),arch-test arm64 >/dev/null || { \
+	  mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc; \
+	  update-binfmts --enable qemu-aarch64; })
 	$(BIN)/vigil image build --board $(BOARD)
 
 # `make bundle BOARD=qemu-x86_64`: build/$(BOARD)/rootfs.squashfs (built first if missing) signed
