@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fake_clock import Clock
 from vigil.discovery.sadp_messages import (
     DEVICE_FIELDS,
     MAX_DATAGRAM,
@@ -35,14 +36,6 @@ def key_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("key") / "sadp.key"
     DeviceKey(path)  # generate once; each test loads it with its own clock
     return path
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 # --- building and parsing -------------------------------------------------------------------

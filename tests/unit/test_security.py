@@ -6,19 +6,12 @@ import hashlib
 
 import pytest
 
+from tests.fake_clock import Clock
 from vigil.config.model import IpFilterSettings, SecuritySettings
 from vigil.security.digest import DigestAuth, Outcome, parse_params
 from vigil.security.ipfilter import IpFilter
 from vigil.security.lockout import Lockout
 from vigil.security.passwords import WeakPassword, check_password_rule, ha1
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def answer(auth: DigestAuth, challenge: str, password: str, nc: int = 1, uri: str = "/x") -> str:
@@ -36,7 +29,7 @@ def answer(auth: DigestAuth, challenge: str, password: str, nc: int = 1, uri: st
 
 @pytest.fixture
 def digest() -> tuple[DigestAuth, Clock]:
-    clock = Clock()
+    clock = Clock(1_000_000.0)
     stored = {alg: ha1(alg, "admin", "Vigil", "Right-Pass-1") for alg in ("MD5", "SHA-256")}
     return DigestAuth(
         "Vigil", lambda user, alg: stored[alg] if user == "admin" else None, clock
@@ -93,7 +86,7 @@ def test_password_rule_accepts() -> None:
 
 
 def test_lockout_counts_locks_and_expires() -> None:
-    clock = Clock()
+    clock = Clock(1_000_000.0)
     locks: list[tuple[str, int]] = []
     lockout = Lockout(SecuritySettings(lockout_attempts=3, lockout_minutes=2),
                       lambda a, m: locks.append((a, m)), clock)  # fmt: skip

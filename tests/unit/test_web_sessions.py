@@ -7,17 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.fake_clock import Clock
 from vigil.api.errors import IsapiError
 from vigil.web.sessions import IDLE_TIMEOUT_S, MAX_SESSIONS, SessionStore
 from vigil.web.static import IMMUTABLE, REVALIDATE, load_assets
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_a_session_ends_after_the_idle_timeout_and_use_extends_it() -> None:
