@@ -205,11 +205,15 @@ def test_an_ended_session_brings_the_login_back(module_device: Vigild, page: Pag
     user_id = text(xml(module_device.post("/ISAPI/Security/users", body)), "id")
     log_in(page, module_device, user="op2", password="Operator-Pass-1")
     expect(page.get_by_text("op2 (Operator)")).to_be_visible()
+    # A page that polls nothing: the device information's status, read every 5 s, would find the
+    # ended session on its own before the click, and the Save button would be gone.
+    page.goto(f"{module_device.url}/#/config/system/time")
+    expect(page.get_by_role("heading", name="Time", exact=True)).to_be_visible()
     change = (
         f"<User><id>{user_id}</id><userName>op2</userName><password>Operator-Pass-2</password>"
         f"<loginPassword>{ADMIN_PASSWORD}</loginPassword></User>"
     )
     put_ok(module_device, f"/ISAPI/Security/users/{user_id}", change)
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("form", name="Time").get_by_role("button", name="Save").click()
     expect(page.get_by_role("heading", name="Log in")).to_be_visible()
     expect(page.get_by_role("status")).to_contain_text("Your session has ended")

@@ -4,20 +4,9 @@ import { useState } from "preact/hooks";
 import { ApiError, field, isapi, xmlDocument } from "./api.js";
 import { sealSecret } from "./crypto.js";
 import { passwordRules } from "./password.js";
-import { Field, html } from "./ui.js";
+import { Field, RuleList, html } from "./ui.js";
 
 const USER = "admin";
-
-function RuleList({ rules }) {
-  return html`<ul id="password-hint" class="rules" aria-live="polite">
-    ${rules.map(
-      (rule) => html`<li class=${rule.ok ? "ok" : "bad"} data-rule=${rule.id}>
-        <span aria-hidden="true">${rule.ok ? "✓" : "✗"}</span>
-        ${rule.text}<span class="sr-only">${rule.ok ? " (met)" : " (not met)"}</span>
-      </li>`,
-    )}
-  </ul>`;
-}
 
 async function activate(password) {
   const challenge = await isapi("GET", "/ISAPI/Security/challenge");

@@ -9,6 +9,11 @@ export function setSession(token, ended) {
   if (ended) onSessionEnd = ended;
 }
 
+/** The session ended where no reply said so (a live view's socket): back to the login. */
+export function sessionEnded() {
+  onSessionEnd(new ApiError(401, "sessionExpired", "the web session has ended"));
+}
+
 /** An ISAPI refusal: HTTP status, subStatusCode, errorMsg and the extra fields (unlockTime). */
 export class ApiError extends Error {
   constructor(status, subStatus, message, extra = {}) {
@@ -52,8 +57,8 @@ function refusal(status, text) {
   }
 }
 
-/** One ISAPI call -> the reply's root element; a refusal -> ApiError. */
-export async function isapi(method, path, body, headers = {}) {
+/** One ISAPI call -> the Response (for files: a configuration, a CSV); a refusal -> ApiError. */
+export async function isapiReply(method, path, body, headers = {}) {
   const writes = method !== "GET" && method !== "HEAD";
   const reply = await fetch(path, {
     method,
@@ -65,11 +70,16 @@ export async function isapi(method, path, body, headers = {}) {
       ...headers,
     },
   });
-  const text = await reply.text();
   if (!reply.ok) {
-    const error = refusal(reply.status, text);
+    const error = refusal(reply.status, await reply.text());
     if (reply.status === 401 && error.subStatus === "sessionExpired") onSessionEnd(error);
     throw error;
   }
+  return reply;
+}
+
+/** One ISAPI call -> the reply's root element; a refusal -> ApiError. */
+export async function isapi(method, path, body, headers = {}) {
+  const text = await (await isapiReply(method, path, body, headers)).text();
   return text ? parseXml(text) : null;
 }
