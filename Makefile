@@ -14,7 +14,7 @@ APT_STAMP := $(VENV)/.apt-installed
 # Playwright with this browser: Playwright downloads none).
 APT_PACKAGES := curl chrony iproute2 iputils-arping ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav rauc squashfs-tools dbus-daemon \
-	chromium
+	cryptsetup-bin chromium
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 # The web page (issue 8): web/ (npm, from package-lock.json) built by esbuild into the package,
 # firmware/vigil/web/dist, so the wheel and the board image ship it. Rebuilt when a source changes.
@@ -76,8 +76,12 @@ run: setup
 
 # The suite. The rig (the board image built from this tree and its scenario in QEMU, about 45
 # minutes more on 2 cores) is `make rig-test`: not yet part of `make test`, see README.
+# Three workers, a test file each at a time (pytest-xdist): the tests mostly wait on devices,
+# sockets and clients, so one worker keeps the 2 cores about half busy; three take 13 minutes
+# where one takes 28. More workers starve the simulated cameras' encoders of CPU.
+TEST_WORKERS ?= 3
 test: setup
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check .
@@ -91,7 +95,9 @@ clean:
 # gst-rtsp-server's typelib; the ffmpeg/GStreamer packages above come with `setup`. Then the
 # recording bench (tests/bench/bench_record.py), which needs root: loop devices, mkfs, mount;
 # then the video detectors' CPU against FFmpeg's analysis filters (tests/bench/bench_detect.py),
-# and motion-to-alertStream latency against ffmpeg's scdet over RTSP (tests/bench/bench_events.py).
+# motion-to-alertStream latency against ffmpeg's scdet over RTSP (tests/bench/bench_events.py),
+# the OSD's drawing against FFmpeg's drawtext (tests/bench/bench_osd.py), and the web page's
+# weight and time to interactive in Chromium (tests/bench/bench_web.py).
 BENCH_APT_PACKAGES := gir1.2-gst-rtsp-server-1.0 python3-gi
 BENCH_APT_STAMP := $(VENV)/.apt-bench-installed
 
@@ -108,6 +114,7 @@ bench: bench-setup
 	$(BIN)/python -m tests.bench.bench_detect
 	$(BIN)/python -m tests.bench.bench_events
 	$(BIN)/python -m tests.bench.bench_osd
+	$(BIN)/python -m tests.bench.bench_web
 
 # `make image BOARD=qemu-x86_64`: the board's root squashfs and disk image in build/$(BOARD)/
 # (rootfs.squashfs, disk.img), through `vigil image build`.

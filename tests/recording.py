@@ -67,8 +67,14 @@ def index(tmp_path: Path) -> Iterator[RecordingIndex]:
     opened.close()
 
 
-def record_units(root: Path, units: list[AccessUnit], segment_seconds: int = 10) -> None:
-    """Record `units` under `root` with a real Recorder, as fast as the writer takes them."""
+def record_units(
+    root: Path,
+    units: list[AccessUnit],
+    segment_seconds: int = 10,
+    stall: tuple[int, float] | None = None,
+) -> None:
+    """Record `units` under `root` with a real Recorder, as fast as the writer takes them;
+    `stall` = (n, seconds): nothing comes for that long after the first n units."""
 
     async def run() -> None:
         index = RecordingIndex.open(root)
@@ -78,7 +84,9 @@ def record_units(root: Path, units: list[AccessUnit], segment_seconds: int = 10)
             rotate_offset=0.0, queue_units=len(units) + 10,
         )  # fmt: skip
         await recorder.start()
-        for au in units:
+        for n, au in enumerate(units):
+            if stall is not None and n == stall[0]:
+                await asyncio.sleep(stall[1])
             hub.publish(au)
             await asyncio.sleep(0)
         deadline = time.monotonic() + 30

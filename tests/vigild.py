@@ -19,10 +19,19 @@ ADMIN_PASSWORD = "Vigil-Test-2026"
 REPO = Path(__file__).resolve().parents[1]
 
 
+_handed_out: set[int] = set()
+
+
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A port free now and not handed out before in this process: the kernel may give a port
+    just released to the next probe, and one device's HTTP and RTSP ports must differ."""
+    while True:
+        with socket.socket(socket.AF_INET, kind) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port: int = probe.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 @dataclass
@@ -33,6 +42,7 @@ class Vigild:
     rtsp_port: int = field(default_factory=free_port)
     sadp_port: int = field(default_factory=lambda: free_port(socket.SOCK_DGRAM))
     extra_args: tuple[str, ...] = ()
+    extra_env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -58,9 +68,14 @@ class Vigild:
     def start(self, timeout: float = 20) -> Vigild:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.extra_env}
         self.proc = subprocess.Popen(self.args(), stdout=log, stderr=subprocess.STDOUT, env=env)
-        self.wait_serving(timeout)
+        try:
+            self.wait_serving(timeout)
+        except TimeoutError:
+            self.proc.kill()  # a daemon that never served must not outlive the test
+            self.proc.wait()
+            raise
         return self
 
     def wait_serving(self, timeout: float = 20) -> None:

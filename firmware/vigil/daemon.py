@@ -79,10 +79,11 @@ from vigil.security.digest import DigestAuth
 from vigil.security.ipfilter import IpFilter
 from vigil.security.lockout import Lockout
 from vigil.security.passwords import PasswordVault
-from vigil.security.tls import ensure_certificate, server_context
+from vigil.security.tls import ServerCertificate
 from vigil.system.devicelog import DeviceLog
 from vigil.system.identity import DeviceIdentity, load_identity
 from vigil.system.memory import disable_transparent_huge_pages
+from vigil.system.service_manager import ServiceManager
 from vigil.system.timesync import NtpSync
 from vigil.system.upgrade import BootError, make_updater
 
@@ -489,7 +490,7 @@ class Vigil:
         return (root, index) if root is not None and index is not None else None
 
     async def _start_http(self) -> None:
-        cert, key = ensure_certificate(self.data_dir / "secrets", f"vigil-{self.identity.serial}")
+        certificate = ServerCertificate(self.data_dir / "secrets", f"vigil-{self.identity.serial}")
         ctx = ApiContext(
             board=self.board,
             identity=self.identity,
@@ -501,6 +502,7 @@ class Vigil:
             clock=self.clock,
             network=self.network,
             device_key=self.device_key,
+            certificate=certificate,
             system=SystemControl(
                 reboot=self.request_reboot,
                 factory_reset=self.factory_reset,
@@ -526,7 +528,7 @@ class Vigil:
             self.bind,
             self.store.current.ports,
             self.ipfilter,
-            server_context(cert, key),
+            certificate.context,
         )
         await self.http.start()
         self._stop_steps.append(self.http.stop)
@@ -562,18 +564,7 @@ class Vigil:
         self.mdns = MdnsAdvertiser.for_device(self.identity, self.store.current, self.bind)
         self._stop_steps.append(self.mdns.stop)
         if settings.mdns_enabled:
-            self._start_mdns()
-
-    def _start_mdns(self) -> None:
-        """mDNS probing takes seconds; the device serves meanwhile instead of waiting for it."""
-        task = asyncio.create_task(self.mdns.start(), name="mdns-start")
-        task.add_done_callback(self._mdns_started)
-        self._stop_steps.append(task.cancel)
-
-    @staticmethod
-    def _mdns_started(task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("mDNS advertisement failed: %s", task.exception())
+            self.mdns.start_soon()
 
     def _subscribe(self) -> None:
         store = self.store
@@ -621,7 +612,7 @@ class Vigil:
     async def _apply_discovery(self, old: DiscoverySettings, new: DiscoverySettings) -> None:
         await self.sadp.apply(old, new)
         if new.mdns_enabled and not old.mdns_enabled:
-            self._start_mdns()
+            self.mdns.start_soon()
         elif old.mdns_enabled and not new.mdns_enabled:
             await self.mdns.stop()
 
@@ -705,12 +696,15 @@ async def run(args: argparse.Namespace) -> bool:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, terminate)
+    service_manager = ServiceManager()
     try:
         await vigil.start(config)
         vigil.print_banner()
+        service_manager.ready(f"serving on board {board.board.name}")
         await vigil.stopped.wait()
     finally:
         log.info("stopping")
+        await service_manager.stopping()
         await vigil.stop()
     return vigil.reboot_requested
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-import platform
 import resource
 import statistics
 import subprocess
@@ -49,7 +48,7 @@ import psutil
 from av.video.reformatter import VideoReformatter
 
 from tests.bench.report import markdown, met
-from tests.bench.run import commit, machine
+from tests.bench.run import run_line
 from tests.bench.section import MeasurementError, ffmpeg_version, publish, ratio
 from vigil.config.events import (
     Area,
@@ -325,10 +324,8 @@ median of 3 runs, per second of pictures; it runs as fast as it can, which favou
 
 
 def setup_text(seconds: float) -> str:
-    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
-        f"Run {when} at commit {commit()} on {machine()}; Python {platform.python_version()}, "
-        f"numpy {np.__version__}, {ffmpeg_version()}.\n"
+        run_line() + f"numpy {np.__version__}, {ffmpeg_version()}.\n"
         f"{seconds:.0f} s of {WIDTH}x{HEIGHT} luma at {DETECT_FPS:g} fps; all detectors of the "
         "channel on (motion, tampering, video loss, defocus, scene change) at sensitivity 50."
     )

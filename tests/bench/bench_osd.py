@@ -22,8 +22,6 @@ something could not be measured (a missed target is reported, not failed).
 from __future__ import annotations
 
 import argparse
-import datetime
-import platform
 import resource
 import statistics
 import subprocess
@@ -36,7 +34,7 @@ import numpy as np
 import PIL
 
 from tests.bench.report import markdown, met
-from tests.bench.run import commit, machine
+from tests.bench.run import run_line
 from tests.bench.section import MeasurementError, ffmpeg_version, publish, ratio
 from vigil.config.events import Area
 from vigil.config.image import ChannelImage, OsdSettings, PrivacyMaskSettings, TextOverlay
@@ -174,10 +172,8 @@ the pattern's generation is left out (Vigil: not timed; FFmpeg: a `-vf null` run
 
 
 def setup_text(frames: int) -> str:
-    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
-        f"Run {when} at commit {commit()} on {machine()}; Python {platform.python_version()}, "
-        f"numpy {np.__version__}, Pillow {PIL.__version__}, {ffmpeg_version()}.\n"
+        run_line() + f"numpy {np.__version__}, Pillow {PIL.__version__}, {ffmpeg_version()}.\n"
         f"{frames} frames of {WIDTH}x{HEIGHT} yuv420p (`testsrc2`); the channel name, the "
         "date/time, 8 text lines of 44 characters (font size auto) and 8 privacy masks."
     )

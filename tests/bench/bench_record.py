@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime
 import os
 import platform
 import sys
@@ -65,7 +64,7 @@ from tests.bench.record_rig import (
     probe_media,
     run,
 )
-from tests.bench.run import commit, machine
+from tests.bench.run import run_line
 from vigil.record.storage import MOUNT_OPTIONS
 
 HERE = Path(__file__).resolve().parent
@@ -233,10 +232,8 @@ def ffmpeg_version() -> str:
 
 
 def setup_text(args: argparse.Namespace, clip: Path) -> str:
-    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
-        f"Run {when} at commit {commit()} on {machine()}; Python {platform.python_version()}, "
-        f"{ffmpeg_version()}, kernel {platform.release()}.\n"
+        run_line() + f"{ffmpeg_version()}, kernel {platform.release()}.\n"
         f"Cameras: {clip.name} (libx264 1920x1080, {CLIP_FPS} fps, {CLIP_KBPS} kbit/s, GOP "
         f"{CLIP_GOP}, {CLIP_SECONDS} s looped at real time), served over RTSP/TCP on loopback "
         "by Vigil's RtspServer in a process of their own. Cards: ext4 on RAM-backed loop "

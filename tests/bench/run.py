@@ -235,10 +235,8 @@ def commit() -> str:
 def render(
     ours: ServerFigures, theirs: ServerFigures, args: argparse.Namespace, gst_version: str
 ) -> tuple[str, str]:
-    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     setup = (
-        f"Run {when} at commit {commit()} on {machine()}; Python {platform.python_version()}, "
-        f"{gst_version}.\n"
+        run_line() + f"{gst_version}.\n"
         f"Main stream 101: H.264 1920x1080, {FPS} fps, CBR {BITRATE_KBPS} kbit/s, GOP 50 "
         "(simulated sensor, libx264), sub stream 102 encoding too. Clients: RTSP over TCP "
         f"(interleaved), joining over 1 s, {args.warmup:.0f} s warm-up, then a "
@@ -278,6 +276,19 @@ def main(argv: list[str] | None = None) -> int:
                 vigil.stop()
     print()
     print(text)
-    args.output.write_text(document)
+    write_head(args.output, document)
     print(f"written to {args.output}")
     return 0
+
+
+def run_line() -> str:
+    """The start of a result section's first line: when, at which commit, on which machine."""
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"Run {when} at commit {commit()} on {machine()}; Python {platform.python_version()}, "
+
+
+def write_head(path: Path, document: str) -> None:
+    """The streaming results are the file's head; the other benches' sections after it stay."""
+    previous = path.read_text() if path.exists() else ""
+    sections = previous.find("\n## ")
+    path.write_text(document.rstrip("\n") + "\n" + (previous[sections:] if sections >= 0 else ""))

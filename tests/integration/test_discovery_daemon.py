@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.sadp_netns import CAM_IP, VENV_BIN, NetnsPair, netns_pair
+from tests.integration.test_mdns import browse
 from tests.vigild import ADMIN_PASSWORD
 from vigil.security.keys import seal
 
@@ -141,3 +142,31 @@ def test_http_activation_needs_tls_or_a_sealed_password(cam: NetnsDaemon) -> Non
     assert accepted.returncode == 0, accepted.stdout
     replay = cam.curl(cam.pair.client, "/ISAPI/System/activate", "-X", "PUT", "-d", body)
     assert replay.returncode != 0
+
+
+def test_discovery_and_mdns_are_switched_over_isapi(cam: NetnsDaemon) -> None:
+    assert cli(cam, "activate", serial_of(cam), password=ADMIN_PASSWORD).returncode == 0
+    auth = ("--digest", "-u", f"admin:{ADMIN_PASSWORD}")
+    path = "/ISAPI/System/Network/interfaces/1/discovery"
+
+    def put(body: str) -> subprocess.CompletedProcess[str]:
+        return cam.curl(cam.pair.client, path, *auth, "-X", "PUT", "-d", body)
+
+    assert {s["port"] for s in browse(cam.pair, expect=3)} >= {HTTP_PORT}
+    off = "<Discovery><Zeroconf><enabled>false</enabled></Zeroconf><SADP><enabled>false</enabled>"
+    assert put(f"{off}</SADP></Discovery>").returncode == 0
+    shown = ET.fromstring(cam.curl(cam.pair.client, path, *auth).stdout)
+    assert shown.findtext(f"{NS}Zeroconf/{NS}enabled") == "false"
+    assert shown.findtext(f"{NS}SADP/{NS}enabled") == "false"
+    assert discover(cam) == []
+    assert browse(cam.pair, expect=1, timeout=3.0) == []  # a browser started now finds nothing
+
+    refused = put("<Discovery><SADP><enabled>true</enabled><portNo>0</portNo></SADP></Discovery>")
+    assert refused.returncode != 0 and "SADP/portNo" in refused.stdout
+    assert discover(cam) == []  # nothing changed
+
+    on = "<Discovery><Zeroconf><enabled>true</enabled></Zeroconf><SADP><enabled>true</enabled>"
+    assert put(f"{on}</SADP></Discovery>").returncode == 0
+    (found,) = discover(cam)
+    assert found["serial"] == serial_of(cam)
+    assert {s["port"] for s in browse(cam.pair, expect=3)} >= {HTTP_PORT}

@@ -9,6 +9,7 @@ A boot takes about 20 s here (OVMF ~7 s, the kernel's decompression ~7 s, Linux 
 
 from __future__ import annotations
 
+import asyncio
 import configparser
 import json
 import os
@@ -21,8 +22,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.bundles import bundle, flip_byte
 from tests.tiny_root import SLOT_MARK, build_tiny_squashfs
+from vigil.system.upgrade import RaucDriver, UpgradeError
 from vigil_tools.image.disk import INITIAL_GRUBENV, build_disk, make_grubenv
+from vigil_tools.image.keys import ensure_keys
 from vigil_tools.image.recipe import BOARDS, ImageError
 
 BOARD = "qemu-x86_64"
@@ -96,7 +100,10 @@ def read_esp_file(image: Path, name: str) -> bytes:
 
 
 def grubenv_values(image: Path) -> dict[str, str]:
-    block = read_esp_file(image, "grubenv")
+    return parse_grubenv(read_esp_file(image, "grubenv"))
+
+
+def parse_grubenv(block: bytes) -> dict[str, str]:
     assert len(block) == 1024  # GRUB writes the block in place, it must keep its size
     lines = block.decode().splitlines()  # two "# ..." header lines, NAME=value, "#" padding
     return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
@@ -146,14 +153,26 @@ class Rauc:
         self.grubenv.write_bytes(read_esp_file(self.image, "grubenv"))
         bus = self.dir / "bus.conf"
         bus.write_text(BUS_CONFIG.format(socket=self.dir / "bus"))
-        self._start(["dbus-daemon", f"--config-file={bus}", "--nofork"])
+        self._start_bus(bus)
         service = ["rauc", "service", f"--conf={self._config()}"]
         self._start([*service, f"--override-boot-slot={self.booted}"])
         deadline = time.monotonic() + 15
         while self._rauc("status").returncode != 0:
-            assert time.monotonic() < deadline, "rauc service did not come up"
+            log = (self.dir / "rauc.log").read_text()
+            assert self.processes[-1].poll() is None, f"rauc service exited:\n{log}"
+            assert time.monotonic() < deadline, f"rauc service did not come up:\n{log}"
             time.sleep(0.2)
         return self
+
+    def _start_bus(self, config: Path) -> None:
+        """dbus-daemon prints its address once it listens: `rauc service` started before
+        that exits at once ("Connection to the system bus can't be made")."""
+        bus = subprocess.Popen(
+            ["dbus-daemon", f"--config-file={config}", "--nofork", "--print-address"],
+            stdout=subprocess.PIPE, env=self.env,
+        )  # fmt: skip
+        self.processes.append(bus)
+        assert bus.stdout is not None and bus.stdout.readline(), "dbus-daemon did not start"
 
     def _start(self, command: list[str]) -> None:
         log = (self.dir / f"{command[0]}.log").open("wb")
@@ -170,10 +189,18 @@ class Rauc:
         assert result.returncode == 0, result.stderr
         put_grubenv(self.image, self.grubenv)
 
+    def bad_slots(self) -> list[str]:
+        result = self._rauc("status", "--output-format=json")
+        assert result.returncode == 0, result.stderr
+        slots = json.loads(result.stdout)["slots"]
+        return [name for slot in slots for name, s in slot.items() if s["boot_status"] == "bad"]
+
     def __exit__(self, *exc: object) -> None:
         for process in reversed(self.processes):
             process.terminate()
             process.wait(timeout=10)
+            if process.stdout:
+                process.stdout.close()
 
 
 def copy_disk(disk: Path, tmp: Path) -> Path:
@@ -353,3 +380,35 @@ def test_slot_that_cannot_load_falls_back(disk: Path, tmp_path: Path) -> None:
     assert grubenv_values(image) == {
         "ORDER": "B A", "A_OK": "1", "B_OK": "1", "A_TRY": "1", "B_TRY": "1"
     }  # fmt: skip
+
+
+def test_rauc_driver_refuses_an_altered_verity_bundle_before_writing_the_slot(
+    disk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The device's RaucDriver against the real `rauc service`: a bundle with one payload byte
+    changed after signing passes `rauc info` (the signature covers the manifest and its verity
+    root hash), and RAUC alone would find the change only while writing slot B."""
+    keys = ensure_keys(tmp_path / "keys")
+    good = bundle(tmp_path, keys, "2.0.0", board=BOARD)
+    altered = flip_byte(good, tmp_path / "altered.raucb", offset=300_001)  # in the payload
+    # This host has no device-mapper (RAUC mounts a verity bundle through dm-verity): the
+    # install that shows the same driver and service write slot B is of a plain bundle.
+    plain = bundle(tmp_path / "plain", keys, "2.0.1", board=BOARD, bundle_format="plain")
+    progress: list[int] = []
+    rauc = Rauc(tmp_path, copy_disk(disk, tmp_path), booted="A")
+    shutil.copy(keys.ca_cert, rauc.dir / "keyring.pem")
+    with rauc:
+        monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", rauc.env["DBUS_SYSTEM_BUS_ADDRESS"])
+        driver = RaucDriver(conf=str(rauc.dir / "system.conf"))
+        slot_b = rauc.dir / "slot.rootfs.1.img"
+        env, bad = rauc.grubenv.read_bytes(), rauc.bad_slots()  # the factory B is "bad" (B_OK=0)
+        with pytest.raises(UpgradeError, match="payload does not match its signed hash") as refused:
+            asyncio.run(driver.install(altered, progress.append))
+        assert refused.value.reason == "badFirmware"
+        assert slot_b.stat().st_size == 0  # nothing written
+        assert (rauc.grubenv.read_bytes(), rauc.bad_slots()) == (env, bad)  # nor marked
+
+        installed = asyncio.run(driver.install(plain, progress.append))
+        assert installed.version == "2.0.1"
+        assert slot_b.stat().st_size > 0 and progress[-1] == 100
+        assert parse_grubenv(rauc.grubenv.read_bytes())["ORDER"] == "B A"  # B boots next

@@ -25,9 +25,11 @@ SHARPNESS = f"{IMAGE}/sharpness"
 DOCUMENTS = ("/ISAPI/Image/channels", IMAGE, f"{IMAGE}/capabilities", COLOR, SHARPNESS, FLIP)
 HIK = f' xmlns="{NS[1:-1]}"'
 SUB_W, SUB_H = 640, 360
-# The sub stream's GOP is 2 s (15 fps, GOP 30): a client starts at the newest keyframe, so a
-# picture decoded this long after a change is one taken after it.
-AFTER_CHANGE_S = 2.5
+# The sub stream's GOP is 2 s (15 fps, GOP 30) and a client starts at the newest keyframe, which
+# can be older than a change: the picture compared is the one a GOP and a bit later, from a client
+# started once the change had time to reach the encoder (longer on a loaded machine).
+AFTER_CHANGE_S = 1.0
+FRAMES_PAST_A_GOP = 33
 # Rows of the picture the OSD (date at the top, channel name at the bottom) leaves alone.
 ROWS = slice(SUB_H // 5, SUB_H * 4 // 5)
 
@@ -61,7 +63,7 @@ def rtsp_planes(device: Vigild) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Y, U and V of one picture of the sub stream, as ffmpeg decodes it from RTSP, taken
     after the last change."""
     time.sleep(AFTER_CHANGE_S)
-    raw = rtsp_yuv(device, 102)
+    raw = rtsp_yuv(device, 102, FRAMES_PAST_A_GOP)
     luma, chroma = SUB_W * SUB_H, (SUB_W // 2) * (SUB_H // 2)
     return (
         raw[:luma].reshape(SUB_H, SUB_W).astype(np.int16),

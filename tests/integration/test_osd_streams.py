@@ -217,18 +217,20 @@ async def test_the_media_service_follows_image_and_time_zone_changes(
 
 
 # -- the daemon -----------------------------------------------------------------------------------
-def rtsp_yuv(device: Vigild, stream_id: int) -> Pixels:
-    """One picture of a live stream as ffmpeg decodes it from RTSP: its YUV 4:2:0 planes, flat."""
+def rtsp_yuv(device: Vigild, stream_id: int, frames: int = 1) -> Pixels:
+    """One picture of a live stream as ffmpeg decodes it from RTSP: its YUV 4:2:0 planes, flat;
+    the last of the first `frames` the client decodes."""
     url = (
         f"rtsp://admin:{ADMIN_PASSWORD}@127.0.0.1:{device.rtsp_port}/Streaming/Channels/{stream_id}"
     )
     result = subprocess.run(
-        ["ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", url, "-frames:v", "1",
+        ["ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", url, "-frames:v", str(frames),
          "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"],
         capture_output=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr.decode()
-    return np.frombuffer(result.stdout, np.uint8)
+    pictures = np.frombuffer(result.stdout, np.uint8)
+    return pictures[len(pictures) // frames * (frames - 1) :]
 
 
 def rtsp_picture(device: Vigild, stream_id: int, width: int, height: int) -> Pixels:

@@ -93,7 +93,9 @@ async def test_pre_record_post_record_and_merge(service: RecordingService) -> No
     await service.trigger(1, "motion", False)
     await asyncio.sleep(POST_S + 1.5)
     assert service.track_status(101).recording is False  # type: ignore[union-attr]
-    await asyncio.sleep(PRE_S)  # the ring fills again
+    # The ring fills again from the stop, which comes at a policy tick (1 s) after the post-record
+    # time: the same slack as before the first event.
+    await asyncio.sleep(PRE_S + 2)
 
     late_event = wall()
     await service.trigger(1, "motion", True)

@@ -20,7 +20,7 @@ import pytest
 from tests.recording import FPS, FRAME, encode_units
 from vigil.config.model import RtspSettings
 from vigil.media.frames import AccessUnit
-from vigil.media.hub import StreamHub
+from vigil.media.hub import StreamHub, Subscription
 from vigil.media.ingest import ParameterSetKeeper, RtspIngest, Timeline
 from vigil.media.rtp import make_packetizer
 from vigil.media.rtsp import RtspServer
@@ -291,6 +291,40 @@ async def test_stop_is_prompt_while_streaming_and_while_waiting(source: Source) 
     started = time.monotonic()
     await idle.stop()
     assert time.monotonic() - started < 1.0 and idle.stats.units == 0
+
+
+async def reads_per_second(subscription: Subscription, seconds: float) -> float:
+    """How often the source was read, from the arrival times of the units that came: the
+    units of one read arrive together, reads are far apart."""
+    arrivals: list[float] = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        batch = await subscription.next_within(left)
+        if batch is not None:
+            arrivals.append(batch.au.captured_at)
+    reads = 1 + sum(b - a > 0.05 for a, b in itertools.pairwise(arrivals))
+    return reads / seconds
+
+
+async def test_a_source_only_recorded_is_read_seldom_and_often_while_watched(
+    source: Source,
+) -> None:
+    hub = StreamHub(201, make_packetizer("H264"))
+    recorder = hub.subscribe(queue_units=1000, packets=False, patient=True)
+    ingest = RtspIngest(source.url, 201, hub, read_every=0.1, unwatched_read_every=0.5)
+    await ingest.start()
+    try:
+        await recorder.next_within(10)
+        assert await reads_per_second(recorder, 3.0) <= 2.7  # every half second
+        viewer = hub.subscribe()  # an RTSP client: from the next unit on, read often
+        await reads_per_second(viewer, 0.6)
+        assert await reads_per_second(viewer, 2.0) >= 7  # ten times a second
+        viewer.close()
+        await reads_per_second(recorder, 0.6)
+        assert await reads_per_second(recorder, 3.0) <= 2.7
+    finally:
+        await ingest.stop()
+        recorder.close()
 
 
 def test_keeper_inserts_missing_sets_after_the_delimiter() -> None:

@@ -17,6 +17,7 @@ from tests.integration.rtsp_fixtures import ffprobe
 from tests.integration.test_users import add_user
 from tests.loop_card import CARD_MB, loops_of, mounted, needs_loop_devices, run
 from tests.vigild import ADMIN_PASSWORD, Vigild
+from vigil.record.storage import RETRY_S
 
 NS = "{http://www.hikvision.com/ver20/XMLSchema}"
 STORAGE = "/ISAPI/ContentMgmt/Storage"
@@ -48,6 +49,18 @@ def log_count(device: Vigild, major: str, minor: str) -> int:
     reply = device.post("/ISAPI/ContentMgmt/logSearch", body)
     assert reply.status_code == 200, reply.text
     return int(ET.fromstring(reply.content).findtext(f"{NS}totalMatches") or 0)
+
+
+def wait_logged(device: Vigild, major: str, minor: str, count: int) -> None:
+    """The device log has `count` lines of this type: a line follows the state change that
+    causes it (the storage state's listeners run first), so a status poll can see it first."""
+    wait_for(lambda: log_count(device, major, minor) == count, f"{count} {major}/{minor} lines")
+
+
+def wait_detached(image: Path) -> None:
+    """No loop device left on the card image: `losetup -d` on a device that something else
+    (udev's blkid, say) has open only marks it to go at that last close."""
+    wait_for(lambda: not loops_of(image), "the card image to be detached", timeout=10)
 
 
 def rtsp_answers(device: Vigild) -> bool:
@@ -134,25 +147,30 @@ def test_format_fill_pull_and_put_back(vigild_factory, card_image: Path) -> None
     run("fallocate", "-l", str(free - 256 * 1024), str(filler))
     wait_for(lambda: hdd(device)["vigilState"] == "full", "a full card")
     assert hdd(device)["status"] == "ok"
-    assert log_count(device, "Exception", "diskFull") == 1
+    wait_logged(device, "Exception", "diskFull", 1)
     filler.unlink()
     wait_for(lambda: hdd(device)["vigilState"] == "normal", "room on the card")
-    assert log_count(device, "Information", "diskFullCleared") == 1
+    wait_logged(device, "Information", "diskFullCleared", 1)
 
-    # Pulled: lazily unmounted, then the loop device goes.
+    # Pulled: lazily unmounted, then the loop device goes, at its last close: a file held open
+    # on it past the daemon's retry must not get the card mounted again.
     before = recordings(mount_point)  # (the new file may come before the test looks again)
+    held = (mount_point / "held").open("w")
     run("umount", "-l", str(mount_point))
     run("losetup", "-d", loop)
     wait_for(lambda: hdd(device)["status"] in ("error", "notexist"), "the card to be gone")
+    time.sleep(RETRY_S + 1.5)
+    assert hdd(device)["vigilState"] == "error" and not mounted(mount_point)
+    held.close()
     wait_for(lambda: hdd(device)["vigilState"] == "absent", "an empty slot")
-    assert log_count(device, "Exception", "diskError") == 1
+    wait_logged(device, "Exception", "diskError", 1)
     assert device.get("/ISAPI/System/deviceInfo").status_code == 200
     assert rtsp_answers(device) and live_stream_plays(device)
 
     # Put back: picked up on its own, and recording resumes in a new segment.
     run("losetup", "--find", "--show", str(card_image))
     wait_for(lambda: hdd(device)["vigilState"] == "normal", "the card back")
-    assert log_count(device, "Information", "diskErrorCleared") == 1
+    wait_logged(device, "Information", "diskErrorCleared", 1)
     assert mounted(mount_point)
     wait_for(lambda: bool(recordings(mount_point) - before), "recording to resume")
 
@@ -160,14 +178,14 @@ def test_format_fill_pull_and_put_back(vigild_factory, card_image: Path) -> None
     run("losetup", "-d", hdd(device)["hddPath"])
     wait_for(lambda: hdd(device)["vigilState"] == "absent", "the card to be gone again")
     assert not loops_of(card_image) and not mounted(mount_point)
-    assert log_count(device, "Exception", "diskError") == 2
+    wait_logged(device, "Exception", "diskError", 2)
     run("losetup", "--find", "--show", str(card_image))
     wait_for(lambda: hdd(device)["vigilState"] == "normal", "the card back again")
 
     # A stopped daemon leaves nothing mounted or attached.
     assert device.stop() == 0
     assert not mounted(mount_point)
-    assert not loops_of(card_image)
+    wait_detached(card_image)
 
 
 def test_quota_and_policy_bad_input_changes_nothing(vigild_factory, card_image: Path) -> None:  # type: ignore[no-untyped-def]
@@ -246,4 +264,5 @@ def test_killed_daemon_finds_its_card_again(vigild_factory, card_image: Path) ->
     assert card["vigilState"] == "normal" and loops_of(card_image) == [card["hddPath"]]
     assert "already mounted" in device.output()
     assert device.stop() == 0
-    assert not loops_of(card_image) and not mounted(device.data_dir / "card")
+    assert not mounted(device.data_dir / "card")
+    wait_detached(card_image)

@@ -6,12 +6,14 @@ encoded by the same encoders and served by the same hub and RTSP server as on a 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import shutil
 import subprocess
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 
 import av
 import pytest
@@ -25,6 +27,21 @@ pytestmark = pytest.mark.skipif(shutil.which("ffprobe") is None, reason="needs D
 
 def rtsp_url(device: Vigild, path: str, password: str = ADMIN_PASSWORD) -> str:
     return f"rtsp://admin:{password}@127.0.0.1:{device.rtsp_port}{path}"
+
+
+@contextlib.contextmanager
+def playing(device: Vigild, path: str) -> Iterator[subprocess.Popen[bytes]]:
+    """An ffmpeg client playing `path` over RTSP/TCP (decoding, nothing kept) while inside."""
+    player = subprocess.Popen(
+        ["ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", rtsp_url(device, path),
+         "-f", "null", "-"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        yield player
+    finally:
+        player.terminate()
+        player.wait(timeout=20)
 
 
 def probe(device: Vigild, path: str, transport: str = "tcp") -> dict[str, object]:
@@ -149,17 +166,12 @@ def test_capabilities_and_status(device: Vigild) -> None:
     assert codec is not None and codec.get("opt") == "H.264,H.265,MJPEG"
     width = caps.find(f"{NS}Video/{NS}videoResolutionWidth")
     assert width is not None and width.get("max") == "1920"
-    player = subprocess.Popen(
-        ["ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i",
-         rtsp_url(device, "/Streaming/Channels/102"), "-f", "null", "-"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
+    profile = caps.find(f"{NS}Video/{NS}H264Profile")
+    assert profile is not None and profile.get("opt") == "Baseline,Main,High"
+    assert profile.text == "Main"
+    with playing(device, "/Streaming/Channels/102"):
         time.sleep(3)
         status = ET.fromstring(device.get("/ISAPI/Streaming/status").content)
-    finally:
-        player.terminate()
-        player.wait(timeout=20)
     assert status.findtext(f"{NS}totalStreamingSessions") == "1"
     session = status.find(f".//{NS}StreamingSessionStatus")
     assert session is not None

@@ -121,7 +121,7 @@ def test_stage_empties_its_folder(tmp_path):
     assert not (out / "etc/modules-load.d/vigil-board.conf").exists()
 
 
-def test_unit_runs_the_venv_daemon_with_the_board_and_restarts():
+def test_unit_runs_the_venv_daemon_with_the_board_restarts_and_watches_it():
     unit = (OVERLAY / "etc/systemd/system/vigild.service").read_text()
     assert (
         "ExecStart=/opt/vigil/venv/bin/vigild --board ${VIGIL_BOARD} --data-dir /data/vigil" in unit
@@ -129,6 +129,14 @@ def test_unit_runs_the_venv_daemon_with_the_board_and_restarts():
     assert "Restart=on-failure" in unit and "EnvironmentFile=/etc/default/vigild" in unit
     assert "RequiresMountsFor=/data" in unit
     assert "Environment=LG_WD=/run/vigil" in unit and "RuntimeDirectory=vigil" in unit
+    # Started once it serves, restarted when its event loop stops pinging the watchdog
+    # (vigil.system.service_manager; tests/integration/test_service_manager.py).
+    settings = dict(line.split("=", 1) for line in unit.splitlines() if "=" in line)
+    assert (settings["Type"], settings["NotifyAccess"], settings["WatchdogSec"]) == (
+        "notify",
+        "main",
+        "60",
+    )
 
 
 def test_fstab_data_and_memory_file_systems():

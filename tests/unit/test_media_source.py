@@ -471,6 +471,7 @@ def test_kernel_monotonic_timestamps_become_capture_times(picture: av.VideoFrame
     ("flags", "stamp"),
     [(BufferFlag.TIMESTAMP_UNKNOWN, 12.0), (BufferFlag.TIMESTAMP_COPY, 12.0),
      (BufferFlag.TIMESTAMP_MONOTONIC, time.time())],  # the last: wall time mislabelled
+    ids=["unknown", "copy", "wall-time-as-monotonic"],  # the same on every xdist worker
 )  # fmt: skip
 def test_timestamps_not_on_the_monotonic_clock_fall_back_to_arrival(
     flags: int, stamp: float, picture: av.VideoFrame

@@ -223,12 +223,14 @@ async def test_status_is_estimated_when_the_dome_is_silent(
     caplog.set_level(logging.INFO, "vigil.ptz.controller")
     status = await ctl.status()
     assert status.source == "estimated" and near(status.position, PtzPosition(900, 100, 10))
+    last_known = status.position  # the dome's last answer: within a step of the target
     await ctl.continuous(0, -100, 0)  # down at 40 deg/s
     await asyncio.sleep(0.5)
     await ctl.stop_moving()
     status = await ctl.status()
     assert status.source == "estimated"
-    assert abs(status.position.elevation - 300) < 40 and status.position.azimuth == 900
+    assert abs(status.position.elevation - last_known.elevation - 200) < 40
+    assert status.position.azimuth == last_known.azimuth  # no pan: the azimuth stays
     silent = [r for r in caplog.records if "estimating" in r.getMessage()]
     assert len(silent) == 1  # one line for the change, none per status
 
@@ -282,6 +284,12 @@ async def test_a_manual_command_ends_a_patrol(rig: Rig) -> None:
     assert len(rig.sent()) == count  # no further recall
 
 
+def lasted(seconds: float, expected: float) -> bool:
+    """Whether a timed step took `expected` seconds: a timer fires late on a busy machine (the
+    suite runs on several workers), never early."""
+    return expected - 0.06 <= seconds <= expected + 0.25
+
+
 async def test_pattern_records_and_replays_its_moves(rig: Rig) -> None:
     ctl = rig.controller
     await ctl.start_pattern_recording(2)
@@ -296,8 +304,8 @@ async def test_pattern_records_and_replays_its_moves(rig: Rig) -> None:
     await ctl.stop_pattern_recording(2)
     (pattern,) = rig.saved[-1].patterns
     assert [(s.pan, s.tilt, s.zoom) for s in pattern.steps] == [(100, 0, 0), (0, -100, 0)]
-    assert pattern.steps[0].duration_ms == pytest.approx(300, abs=60)
-    assert pattern.steps[1].duration_ms == pytest.approx(200, abs=60)
+    first_ms, second_ms = (step.duration_ms for step in pattern.steps)
+    assert lasted(first_ms / 1000, 0.3) and lasted(second_ms / 1000, 0.2), pattern.steps
     recorded_at = rig.at()
     await ctl.absolute(PtzPosition(0, 0, 10))
     await eventually(lambda: near(rig.at(), PtzPosition(0, 0, 10)))
@@ -307,12 +315,14 @@ async def test_pattern_records_and_replays_its_moves(rig: Rig) -> None:
     await eventually(lambda: len(rig.sent()) >= start + 2)
     first, second = rig.sent()[start : start + 2]
     assert rig.commands(start)[:2] == [Move(pan=1, pan_speed=0x40), Move(tilt=-1, tilt_speed=63)]
-    assert second.at - first.at == pytest.approx(0.3, abs=0.08)
+    assert lasted(second.at - first.at, first_ms / 1000)
     await asyncio.sleep(0.1)
     await ctl.stop_pattern(2)
     await rig.last_is(STOP)
-    # one pass moved the dome as the recording did: 300 ms right at 80 deg/s, 200 ms down
-    assert near(rig.at(), recorded_at, tolerance=60)
+    # One pass moved the dome as the recording did: 300 ms right at 80 deg/s, 200 ms down. A
+    # replayed step may end a little late on a busy machine; a dome that had not moved would
+    # be at least 19 degrees off (the first step lasted 240 ms or more).
+    assert near(rig.at(), recorded_at, tolerance=120)
     await ctl.delete_pattern(2)
     assert rig.saved[-1].patterns == []
 

@@ -166,6 +166,25 @@ def test_a_hole_in_the_recording_is_closed_up(tmp_path: Path) -> None:
     assert abs(result.duration - (end_us - start_us - hole) / 1e6) < 0.05 * FRAME_S
 
 
+def test_a_short_pause_inside_a_recording_keeps_the_span_length(tmp_path: Path) -> None:
+    # Three frames the encoder did not deliver, while the writer waited long enough to write
+    # the fragment before them with a guessed last duration: a pause in the file's timeline.
+    source = encode_units(6.0, gop=25)
+    pause = 3 * FRAME
+    units = source[:60] + [
+        dataclasses.replace(au, pts=au.pts + pause, captured_at=au.captured_at + 3 * FRAME_S)
+        for au in source[60:]
+    ]
+    record_units(tmp_path, units, segment_seconds=60, stall=(60, 2.5))
+    index = RecordingIndex.open(tmp_path)
+    (segment,) = index.all_segments()
+    start_us, end_us = segment.start_us + 1_000_000, segment.end_us - 1_000_000
+    path = save(list(download(tmp_path, index, 101, start_us, end_us)), tmp_path / "pause.mp4")
+    index.close()
+    # The frame before the pause shows until the next one: the file lasts the whole span.
+    check_download(path, start_us, end_us, within_frames=0.05)
+
+
 def test_the_file_stops_where_the_picture_size_changes(tmp_path: Path) -> None:
     large = encode_units(4.0, gop=25)
     small = encode_units(4.0, gop=25, width=320, height=180, t0=large[-1].captured_at + 1 / FPS)

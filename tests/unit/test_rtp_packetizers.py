@@ -289,10 +289,13 @@ def test_h264_stap_a_carries_the_parameter_sets_before_the_idr(
     assert 12 + len(first) <= MAX_PACKET
 
 
-def test_h264_fmtp_from_a_real_keyframe(h264_large: list[AccessUnit]) -> None:
+@pytest.mark.parametrize("how", ["packetize", "learn"])  # learn: for the SDP, no packets
+def test_h264_fmtp_from_a_real_keyframe(h264_large: list[AccessUnit], how: str) -> None:
     packetizer = H264Packetizer()
     assert packetizer.fmtp() == "packetization-mode=1"
-    packetizer.packetize(h264_large[0])
+    sequence = packetizer.next_sequence
+    getattr(packetizer, how)(h264_large[0])
+    assert (packetizer.next_sequence == sequence) == (how == "learn")
     sps = next(nal for nal in nal_units(h264_large[0]) if h264_type(nal) == 7)
     pps = next(nal for nal in nal_units(h264_large[0]) if h264_type(nal) == 8)
     params = dict(part.split("=", 1) for part in packetizer.fmtp().split(";"))
@@ -336,10 +339,11 @@ def test_h265_fu_boundaries_and_ap_header(h265_units: list[AccessUnit]) -> None:
     assert b"".join(p[3:] for p in fu) == irap[2:]
 
 
-def test_h265_fmtp_from_a_real_keyframe(h265_units: list[AccessUnit]) -> None:
+@pytest.mark.parametrize("how", ["packetize", "learn"])
+def test_h265_fmtp_from_a_real_keyframe(h265_units: list[AccessUnit], how: str) -> None:
     packetizer = H265Packetizer()
     assert packetizer.fmtp() is None
-    packetizer.packetize(h265_units[0])
+    getattr(packetizer, how)(h265_units[0])
     fmtp = packetizer.fmtp()
     assert fmtp is not None
     params = dict(part.split("=", 1) for part in fmtp.split(";"))

@@ -35,7 +35,8 @@ def test_units_come_out_as_they_went_in(codec: str, chunk: int) -> None:
     stream = interleave([b"\x80\xc8" + bytes(26)], channel=1) + stream  # an RTCP packet too
     received: list[tuple[bytes, int, bool]] = []
     pull = RtspPull("rtsp://camera/x", lambda d, ts, key, _t: received.append((d, ts, key)), print)
-    pull._payload_type, pull._h265 = packetizer.payload_type, codec == "H265"
+    pull._payload_type = packetizer.payload_type
+    pull._payload = pull._h265_payload if codec == "H265" else pull._h264_payload
     for offset in range(0, len(stream), chunk):
         pull.data_received(stream[offset : offset + chunk])
     assert len(received) == len(units)

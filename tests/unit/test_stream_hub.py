@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from vigil.media.frames import AccessUnit
-from vigil.media.hub import StreamHub
+from vigil.media.hub import RtpBatch, StreamHub
 
 
 class CountingPacketizer:
@@ -15,12 +15,16 @@ class CountingPacketizer:
 
     def __init__(self) -> None:
         self.calls = 0
+        self.learned = 0
         self.next_sequence = 0
 
     def packetize(self, au: AccessUnit) -> list[bytes]:
         self.calls += 1
         self.next_sequence += 1
         return [au.data]
+
+    def learn(self, au: AccessUnit) -> None:
+        self.learned += 1
 
     def fmtp(self) -> str | None:
         return None
@@ -51,6 +55,15 @@ async def test_packetized_once_for_all_subscribers() -> None:
         firsts.append(batches[0])
     # The very same batch objects reach every subscriber: no copies per client.
     assert all(batch is firsts[0] for batch in firsts)
+
+
+def test_interleaved_framing_is_built_once_per_channel() -> None:
+    batch = RtpBatch(unit(0, True), (b"\x80" * 3, b"\x81" * 300))
+    framed = batch.interleaved(0)
+    assert framed == b"$\x00\x00\x03" + b"\x80" * 3 + b"$\x00\x01\x2c" + b"\x81" * 300
+    assert batch.interleaved(0) is framed  # the next client of the stream reuses it
+    assert batch.interleaved(2)[:4] == b"$\x02\x00\x03"
+    assert batch.octets == 303
 
 
 async def test_new_subscriber_starts_on_the_cached_keyframe() -> None:
@@ -124,7 +137,8 @@ async def test_units_only_subscribers_cost_no_packetizing_but_rtp_ones_get_it_in
     recorder = hub.subscribe(packets=False)
     for au in gop_stream(13, gop=5):  # keyframes at 0, 5, 10
         hub.publish(au)
-    assert packetizer.calls == 3  # the keyframes only (the SDP's parameter sets come from them)
+    assert packetizer.calls == 0  # nothing is packetized for units-only subscribers
+    assert packetizer.learned == 3  # but the keyframes' parameter sets are kept for the SDP
     assert [(await recorder.next()).au.pts for _ in range(13)] == [n * 3600 for n in range(13)]
     # A client joins: the cached GOP (10, 11, 12) is packetized for it, then everything is.
     client = hub.subscribe()
@@ -134,9 +148,9 @@ async def test_units_only_subscribers_cost_no_packetizing_but_rtp_ones_get_it_in
     assert [b.au.pts for b in batches if b] == [n * 3600 for n in range(10, 20)]
     sequences = [int.from_bytes(b.packets[0][:4], "big") for b in batches if b]
     assert sequences == sorted(sequences) and len(set(sequences)) == 10
-    # Once it leaves, only keyframes again.
+    # Once it leaves, nothing is packetized again.
     client.close()
     calls = packetizer.calls
     for au in gop_stream(30, gop=5)[20:]:
         hub.publish(au)
-    assert packetizer.calls == calls + 2
+    assert packetizer.calls == calls and packetizer.learned == 3 + 2

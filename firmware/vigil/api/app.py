@@ -34,6 +34,7 @@ from vigil.api.auth import Handler, auth_middleware, record_operation
 from vigil.api.context import CONTEXT, ApiContext
 from vigil.api.errors import IsapiError, not_found
 from vigil.api.io import error_response
+from vigil.web import live
 from vigil.web.sessions import WEB_SESSIONS, SessionStore
 from vigil.web.static import load_assets, page_routes
 
@@ -105,5 +106,6 @@ def build_app(ctx: ApiContext) -> web.Application:
     app[WEB_SESSIONS] = SessionStore()
     for module in ISAPI_MODULES:
         app.router.add_routes(module.routes)
+    live.setup(app)  # the live view's WebSocket (/live/{stream})
     app.router.add_routes(page_routes(load_assets()))  # the web page under /
     return app

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from vigil.events.alerts import AlertHub
     from vigil.events.bus import EventBus
     from vigil.media.daynight import DayNight
+    from vigil.media.hub import StreamHub
     from vigil.media.isp import Capabilities
     from vigil.ptz.controller import PtzController
     from vigil.record.index import RecordingIndex
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from vigil.security.devicekey import DeviceKey
     from vigil.security.digest import DigestAuth
     from vigil.security.lockout import Lockout
+    from vigil.security.tls import ServerCertificate
     from vigil.system.devicelog import DeviceLog
     from vigil.system.identity import DeviceIdentity
     from vigil.system.upgrade import Updater
@@ -71,6 +73,8 @@ class MediaControl(Protocol):
     def client_status(self) -> list[ClientStatus]: ...
 
     async def snapshot(self, channel: int, width: int, height: int, quality: int) -> bytes: ...
+
+    def hub(self, stream_id: int) -> StreamHub | None: ...  # None: no such stream, or disabled
 
     def image_capabilities(self, channel: int) -> Capabilities | None: ...  # None: no sensor
 
@@ -151,6 +155,7 @@ class ApiContext:
     clock: Clock
     network: NetworkDriver
     device_key: DeviceKey
+    certificate: ServerCertificate  # HTTPS
     system: SystemControl
     media: MediaControl
     storage: StorageControl

@@ -1,4 +1,11 @@
-"""ISAPI network interfaces: what the board's network driver reports, and changes to it."""
+"""ISAPI network interfaces: what the board's network driver reports, and changes to it; and how
+the device can be found on them (SADP-style discovery, mDNS).
+
+`/ISAPI/System/Network/interfaces/{id}/discovery` is Hikvision's `Discovery` document with its
+`Zeroconf` (mDNS, the web page's "Bonjour") and Vigil's `SADP` part: the responder itself, its
+multicast (manual 7.1.2 "Multicast discovery") and its UDP port. The settings are the device's,
+so every interface shows the same ones.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +16,9 @@ from aiohttp import web
 
 from vigil.api.context import context
 from vigil.api.errors import bad_parameters, not_found
-from vigil.api.io import by_url_id, config_change, ok, read_xml, xml_response
+from vigil.api.io import by_url_id, checked, config_change, ok, read_xml, xml_response
 from vigil.api.xml import XmlIn, render
-from vigil.config.model import NetworkInterface
+from vigil.config.model import DiscoverySettings, NetworkInterface
 
 routes = web.RouteTableDef()
 
@@ -105,4 +112,56 @@ async def put_interface(request: web.Request) -> web.Response:
         request,
         lambda c: dataclasses.replace(c, network=[new if i.id == new.id else i for i in c.network]),
     )
+    return ok(request)
+
+
+DISCOVERY_ELEMENTS = {
+    "mdns_enabled": "Zeroconf/enabled",
+    "sadp_enabled": "SADP/enabled",
+    "multicast_enabled": "SADP/multicastEnabled",
+    "sadp_port": "SADP/portNo",
+}
+
+
+def _discovery_doc(settings: DiscoverySettings) -> dict[str, Any]:
+    return {
+        "Zeroconf": {"enabled": settings.mdns_enabled},
+        "SADP": {
+            "enabled": settings.sadp_enabled,
+            "multicastEnabled": settings.multicast_enabled,
+            "portNo": settings.sadp_port,
+        },
+    }
+
+
+def _parse_discovery(doc: XmlIn, current: DiscoverySettings) -> DiscoverySettings:
+    changes: dict[str, Any] = {}
+    zeroconf = doc.child("Zeroconf")
+    if zeroconf is not None:
+        changes["mdns_enabled"] = zeroconf.bool("enabled", current.mdns_enabled)
+        zeroconf.finish()
+    sadp = doc.child("SADP")
+    if sadp is not None:
+        changes["sadp_enabled"] = sadp.bool("enabled", current.sadp_enabled)
+        changes["multicast_enabled"] = sadp.bool("multicastEnabled", current.multicast_enabled)
+        changes["sadp_port"] = sadp.int("portNo", current.sadp_port)
+        sadp.finish()
+    doc.ignore("UPnP")  # Hikvision clients send it; Vigil has no UPnP
+    doc.finish()
+    return checked(current, DISCOVERY_ELEMENTS, "Discovery", **changes)
+
+
+@routes.get("/ISAPI/System/Network/interfaces/{id}/discovery")
+async def get_discovery(request: web.Request) -> web.Response:
+    _interface(request)  # the interface must exist
+    settings = context(request).store.current.discovery
+    return xml_response(render("Discovery", _discovery_doc(settings)))
+
+
+@routes.put("/ISAPI/System/Network/interfaces/{id}/discovery")
+async def put_discovery(request: web.Request) -> web.Response:
+    _interface(request)
+    current = context(request).store.current.discovery
+    new = _parse_discovery(await read_xml(request, "Discovery"), current)
+    await config_change(request, lambda c: dataclasses.replace(c, discovery=new))
     return ok(request)

@@ -8,13 +8,14 @@ from typing import Any
 
 from aiohttp import web
 
-from vigil.api.auth import ADMINISTRATOR, AUTHENTICATED, requires
+from vigil.api.auth import ADMINISTRATOR, AUTHENTICATED, record_operation, requires
 from vigil.api.context import context
 from vigil.api.errors import IsapiError, bad_parameters, invalid_operation
-from vigil.api.io import by_url_id, config_change, ok, read_xml, xml_response
+from vigil.api.io import by_url_id, config_change, ok, read_body, read_xml, xml_response
 from vigil.api.xml import XmlIn, render
 from vigil.config.model import PERMISSIONS, IpFilterSettings, PortSettings, User
 from vigil.security.accounts import AccountError
+from vigil.security.tls import MAX_PEM_BYTES, CertificateError
 
 routes = web.RouteTableDef()
 
@@ -356,4 +357,46 @@ async def put_login_lock(request: web.Request) -> web.Response:
         request,
         lambda c: dataclasses.replace(c, security=dataclasses.replace(c.security, **changes)),
     )
+    return ok(request)
+
+
+# -- the HTTPS server certificate ---------------------------------------------------------------
+SERVER_CERTIFICATE = "/ISAPI/Security/serverCertificate/certificate"
+
+
+@routes.get(SERVER_CERTIFICATE)
+async def get_server_certificate(request: web.Request) -> web.Response:
+    about = await context(request).certificate.describe()
+    content = {
+        "subjectDN": about["subject"],
+        "issuerDN": about["issuer"],
+        "selfSigned": about["selfSigned"],
+        "startDate": about["notBefore"],
+        "endDate": about["notAfter"],
+        "serialNumber": about["serialNumber"],
+        "fingerprintSHA256": about["fingerprintSHA256"],
+        "keyType": about["keyType"],
+        "SubjectAltNameList": {"subjectAltName": about["subjectAltNames"]},
+    }
+    return xml_response(render("CertificateInfo", content))
+
+
+@routes.put(SERVER_CERTIFICATE)
+@requires(ADMINISTRATOR)
+async def put_server_certificate(request: web.Request) -> web.Response:
+    """The body is a PEM file: the certificate (then its chain) and its unencrypted key."""
+    pem = await read_body(request, MAX_PEM_BYTES)
+    try:
+        about = await context(request).certificate.install(pem)
+    except CertificateError as exc:
+        raise IsapiError(400, 6, "invalidCertificate", str(exc)) from None
+    record_operation(request, "remoteCertificateInstall", about["subject"])
+    return ok(request)
+
+
+@routes.post("/ISAPI/Security/serverCertificate/selfSignCert")
+@requires(ADMINISTRATOR)
+async def post_self_signed_certificate(request: web.Request) -> web.Response:
+    await context(request).certificate.make_self_signed()
+    record_operation(request, "remoteCertificateCreate", "self-signed")
     return ok(request)

@@ -281,6 +281,13 @@ async def get_capabilities(request: web.Request) -> web.Response:
             "fixedQuality": {"@min": 1, "@max": 100, "#text": stream.quality},
             "maxFrameRate": {"@min": 100, "@max": sensor.max_fps * 100, "#text": stream.fps * 100},
             "GovLength": {"@min": 1, "@max": 400, "#text": stream.gop},
+            # Both codecs' profiles, whichever the stream has now: a client switching the codec
+            # finds the choices of the other one here too.
+            "H264Profile": {
+                "@opt": ",".join(PROFILE_NAMES.values()),
+                "#text": PROFILE_NAMES[stream.profile],
+            },
+            "H265Profile": {"@opt": "Main", "#text": "Main"},
             ("constantBitRate" if stream.rate_control == "CBR" else "vbrUpperCap"): {
                 "@min": 32,
                 "@max": 16384,

@@ -9,6 +9,7 @@ cameras apart without opening each one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import re
@@ -102,6 +103,7 @@ class MdnsAdvertiser:
         self._wanted = self._check_services(services)
         self._zeroconf: AsyncZeroconf | None = None
         self._registered: dict[str, ServiceInfo] = {}
+        self._starting: asyncio.Task[None] | None = None
 
     @classmethod
     def for_device(cls, identity: DeviceIdentity, config: Config, bind: str) -> MdnsAdvertiser:
@@ -157,6 +159,12 @@ class MdnsAdvertiser:
             return IPVersion.V6Only
         return IPVersion.All
 
+    def start_soon(self) -> None:
+        """Start in the background: probing takes seconds, and the device serves meanwhile.
+        `stop` cancels a start still under way."""
+        self._starting = asyncio.create_task(self.start(), name="mdns-start")
+        self._starting.add_done_callback(_report_failure)
+
     async def start(self) -> None:
         if self._zeroconf is not None:
             return
@@ -170,6 +178,11 @@ class MdnsAdvertiser:
 
     async def stop(self) -> None:
         """Say goodbye for every service and close the sockets."""
+        starting, self._starting = self._starting, None
+        if starting is not None and not starting.done():
+            starting.cancel()  # its own clean-up closes what it opened
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
         zeroconf, self._zeroconf = self._zeroconf, None
         self._registered.clear()
         if zeroconf is None:
@@ -216,3 +229,8 @@ class MdnsAdvertiser:
         info = self._info(kind, port, instance=instance)
         await (await zeroconf.async_update_service(info))
         self._registered[kind] = info
+
+
+def _report_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("mDNS advertisement failed: %s", task.exception())

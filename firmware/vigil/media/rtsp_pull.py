@@ -19,7 +19,10 @@ import base64
 import contextlib
 import hashlib
 import secrets
+import socket
+import struct
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -32,6 +35,8 @@ START = b"\x00\x00\x00\x01"
 DEFAULT_KEEPALIVE_S = 25.0  # below the usual 60 s session timeout
 USER_AGENT = "Vigil"
 FULL_READ = 256 * 1024  # what asyncio's socket transport reads at most at a time
+_RTP_HEAD = struct.Struct(">BBHI")  # V/P/X/CC, M/PT, sequence number, timestamp
+_BYTES = [bytes((value,)) for value in range(256)]
 
 
 class PullError(Exception):
@@ -220,6 +225,57 @@ def parse_message(buf: bytearray, pos: int, n: int) -> tuple[int, Response | Non
     return used, Response(int(first[1]), tuple(headers), body)
 
 
+# -- the shared read grid ----------------------------------------------------------------------
+class ReadGrid:
+    """The instants at which paced connections read their sockets: one timer for them all.
+
+    A camera's frame comes in a burst; reading it as it comes wakes the process once per
+    frame per camera, and waking up costs more than the reading. Paced, a connection's socket
+    is not watched by the event loop at all: every camera's bytes wait in their socket buffers
+    until the grid's next instant, and one wake-up reads them all (a `recv` per camera, no
+    selector registration to undo and redo). At most `every` seconds of delay; TCP's flow
+    control covers a larger burst."""
+
+    _grids: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, ReadGrid]] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, every: float) -> None:
+        self.loop, self.every = loop, every
+        self._readers: dict[RtspPull, None] = {}  # in the order they joined
+        self._timer: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop, every: float) -> ReadGrid:
+        grids = cls._grids.setdefault(loop, {})
+        grid = grids.get(every)
+        if grid is None:
+            grid = grids[every] = cls(loop, every)
+        return grid
+
+    def add(self, reader: RtspPull) -> None:
+        self._readers[reader] = None
+        if self._timer is None:
+            self._schedule()
+
+    def discard(self, reader: RtspPull) -> None:
+        self._readers.pop(reader, None)
+        if not self._readers and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _schedule(self) -> None:
+        every = self.every
+        self._timer = self.loop.call_at((self.loop.time() // every + 1) * every, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None  # a reader that leaves and comes back meanwhile schedules anew
+        for reader in list(self._readers):
+            reader.read_now()
+        if self._readers and self._timer is None:
+            self._schedule()
+
+
 # -- the connection -----------------------------------------------------------------------------
 UnitCallback = Callable[[bytes, int, bool, float], None]  # data, RTP timestamp, key, arrival
 
@@ -237,10 +293,10 @@ class RtspPull(asyncio.Protocol):
     ) -> None:
         """`on_track` is called with the track before PLAY (units may follow at once).
         `read_every` (seconds): once playing, read the socket at most this often, on a grid
-        that every connection of the loop shares (see `_pause`)."""
+        that every connection of the loop shares (`ReadGrid`)."""
         self._read_every = read_every
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._paced = False
+        self._grid: ReadGrid | None = None
+        self._sock: socket.socket | None = None  # ours to read while paced (a dup)
         self.url, user, password = split_credentials(url)
         self._auth = Credentials(user, password)
         self._on_unit = on_unit
@@ -256,7 +312,7 @@ class RtspPull(asyncio.Protocol):
         self._keepalive_s = DEFAULT_KEEPALIVE_S
         self._channel = 0
         self._payload_type = -1
-        self._h265 = False
+        self._payload = self._h264_payload  # the depacketizer of the track's codec
         # Depacketizer state.
         self._next_seq = -1
         self._timestamp = -1
@@ -272,6 +328,7 @@ class RtspPull(asyncio.Protocol):
         self.last_media = time.monotonic()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._unpace()
         reason = f"connection lost: {exc}" if exc else "the source closed the connection"
         for future in self._pending.values():
             if not future.done():
@@ -282,7 +339,7 @@ class RtspPull(asyncio.Protocol):
 
     async def open(self) -> Track:
         """Connect, DESCRIBE, SETUP and PLAY: the track played."""
-        loop = self._loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
         parts = urlsplit(self.url)
         if parts.scheme != "rtsp":
             raise PullError(f"unsupported scheme {parts.scheme!r}")
@@ -307,13 +364,64 @@ class RtspPull(asyncio.Protocol):
             if part.startswith("interleaved="):
                 self._channel = int(part[len("interleaved=") :].partition("-")[0])
         self._payload_type = track.payload_type
-        self._h265 = track.codec == "H265"
+        self._payload = self._h265_payload if track.codec == "H265" else self._h264_payload
         self.track = track
         self._on_track(track)
         await self._request("PLAY", self.url, [("Range", "npt=0.000-")])
         self.last_media = time.monotonic()
-        self._paced = self._read_every > 0
+        if self._read_every > 0:
+            self._pace(loop)
         return track
+
+    def _pace(self, loop: asyncio.AbstractEventLoop) -> None:
+        """From now on the grid reads the socket, not the transport (which still writes)."""
+        assert self._transport is not None
+        if self._transport.is_closing():
+            return
+        self._sock = self._transport.get_extra_info("socket").dup()
+        self._sock.setblocking(False)
+        self._transport.pause_reading()
+        self._grid = ReadGrid.of(loop, self._read_every)
+        self._grid.add(self)
+
+    @property
+    def read_every(self) -> float:
+        return self._read_every
+
+    def pace(self, every: float) -> None:
+        """Read the socket at most every `every` seconds from now on (a grid of its own)."""
+        self._read_every = every
+        grid = self._grid
+        if grid is not None and grid.every != every:
+            grid.discard(self)
+            self._grid = ReadGrid.of(grid.loop, every)
+            self._grid.add(self)
+
+    def _unpace(self) -> None:
+        if self._grid is not None:
+            self._grid.discard(self)
+            self._grid = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def read_now(self) -> None:
+        """Read what the socket holds (the grid's call)."""
+        sock = self._sock
+        try:
+            while sock is not None:
+                data = sock.recv(FULL_READ)
+                if not data:
+                    self._fail("the source closed the connection")
+                    return
+                self.data_received(data)
+                if len(data) < FULL_READ:  # drained; a full read: more may be waiting
+                    return
+                sock = self._sock
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._fail(f"connection lost: {exc}")
 
     @property
     def keepalive_s(self) -> float:
@@ -326,6 +434,7 @@ class RtspPull(asyncio.Protocol):
 
     def close(self) -> None:
         """TEARDOWN (not waited for) and close the connection."""
+        self._unpace()
         transport = self._transport
         if transport is None or transport.is_closing():
             return
@@ -387,29 +496,9 @@ class RtspPull(asyncio.Protocol):
             return
         if pos:
             del buf[:pos]
-        if self._paced and len(data) < FULL_READ:  # a full read: more is waiting, read on
-            self._pause()
-
-    def _pause(self) -> None:
-        """Stop reading until the next instant of the shared grid.
-
-        A camera's frame comes in a burst; reading it as it comes wakes the process once per
-        frame per camera, and waking up costs more than the reading. Paced, every camera's
-        bytes wait in their socket buffers for the same instant and one wake-up reads them
-        all: at most `read_every` of delay, TCP's flow control covering a larger burst."""
-        transport, loop = self._transport, self._loop
-        if transport is None or loop is None or transport.is_closing():
-            return
-        transport.pause_reading()
-        every = self._read_every
-        loop.call_at((loop.time() // every + 1) * every, self._resume)
-
-    def _resume(self) -> None:
-        transport = self._transport
-        if transport is not None and not transport.is_closing():
-            transport.resume_reading()
 
     def _fail(self, reason: str) -> None:
+        self._unpace()
         if self.closed is not None and not self.closed.done():
             self.closed.set_result(reason)
         if self._transport is not None:
@@ -427,12 +516,9 @@ class RtspPull(asyncio.Protocol):
         return used
 
     def _rtp(self, buf: bytearray, p: int, end: int, now: float) -> None:
-        first = buf[p]
-        second = buf[p + 1]
+        first, second, seq, timestamp = _RTP_HEAD.unpack_from(buf, p)
         if first >> 6 != 2 or second & 0x7F != self._payload_type:
             return
-        seq = buf[p + 2] << 8 | buf[p + 3]
-        timestamp = buf[p + 4] << 24 | buf[p + 5] << 16 | buf[p + 6] << 8 | buf[p + 7]
         off = p + 12 + 4 * (first & 0x0F)
         if first & 0x10:  # header extension
             if off + 4 > end:
@@ -442,7 +528,8 @@ class RtspPull(asyncio.Protocol):
             end -= buf[end - 1]
         if off >= end:
             return
-        gap = self._next_seq >= 0 and seq != self._next_seq  # packets lost
+        next_seq = self._next_seq
+        gap = seq != next_seq and next_seq >= 0  # packets lost
         self._next_seq = (seq + 1) & 0xFFFF
         if timestamp != self._timestamp:
             if self._pieces:  # the previous unit ended without its marker
@@ -451,10 +538,7 @@ class RtspPull(asyncio.Protocol):
             self._timestamp = timestamp
         elif gap:
             self._damaged = True  # the unit being assembled is incomplete
-        if self._h265:
-            self._h265_payload(buf, off, end)
-        else:
-            self._h264_payload(buf, off, end)
+        self._payload(buf, off, end)
         if second & 0x80:
             self._emit(now)
 
@@ -469,7 +553,7 @@ class RtspPull(asyncio.Protocol):
                 inner = fu & 0x1F
                 self._key = self._key or inner == 5
                 pieces.append(START)
-                pieces.append(bytes(((buf[off] & 0xE0) | inner,)))
+                pieces.append(_BYTES[(buf[off] & 0xE0) | inner])
             elif not pieces:
                 self._damaged = True  # the start of this NAL unit was never seen
             pieces.append(buf[off + 2 : end])

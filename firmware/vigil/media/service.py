@@ -122,6 +122,10 @@ class MediaService:
         if hub is not None:
             hub.publish(au)
 
+    def hub(self, stream_id: int) -> StreamHub | None:
+        """The stream's hub while the stream is enabled (what RTSP and the web's live view play)."""
+        return self._hub_if_enabled(stream_id)
+
     def _hub_if_enabled(self, stream_id: int) -> StreamHub | None:
         stream = self.store.current.stream(stream_id)
         return self.hubs.get(stream_id) if stream is not None and stream.enabled else None

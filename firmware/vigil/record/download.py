@@ -20,7 +20,10 @@ the end of the fragments (ISO/IEC 14496-12), as the file's length is not known w
 
 Gaps. Where the recording has a hole (nothing recorded, a file overwritten meanwhile) the
 footage either side is joined: the file is one continuous timeline of the footage there is,
-rather than a frozen picture for the length of the hole, and is shorter than the span.
+rather than a frozen picture for the length of the hole, and is shorter than the span. A short
+pause inside a recording (frames the encoder dropped when the CPU was short, a fragment
+written before its next frame came) is no hole: the frame before it lasts until the next one,
+as it showed live, and the file keeps the span's length.
 
 Changes. A track has one sample entry, so the file stops where the codec, the picture size or
 the parameter sets change (a reconfigured encoder); Hikvision devices split their files there
@@ -50,6 +53,7 @@ from vigil.record.index import RecordingIndex
 from vigil.record.segment import ticks_to_us
 
 FRAGMENT_TICKS = RTP_CLOCK  # a GOP, but at most a second, per fragment
+HELD_PAUSE_US = 1_000_000  # a longer pause between two frames is a hole, joined up
 FRAGMENT_BYTES = 4 << 20  # and at most this much (one chunk in memory)
 
 
@@ -108,18 +112,27 @@ def _timed(
     for unit in units:
         if previous is not None:
             hidden = unit.at_us <= start_us
-            yield previous, 1 if hidden else _clipped(previous, start_us, end_us)
+            ticks = _until(previous, unit)
+            yield previous, 1 if hidden else _clipped(previous, ticks, start_us, end_us)
         previous = unit
     if previous is not None:
-        yield previous, _clipped(previous, start_us, end_us)
+        yield previous, _clipped(previous, previous.duration, start_us, end_us)
 
 
-def _clipped(unit: RecordedUnit, start_us: int, end_us: int) -> int:
-    """The ticks of the unit's duration that fall in [start_us, end_us) (at least one)."""
-    ticks = unit.duration
+def _until(unit: RecordedUnit, following: RecordedUnit) -> int:
+    """The unit's duration, held over a short pause up to the following unit."""
+    pause_us = following.at_us - (unit.at_us + ticks_to_us(unit.duration))
+    if 0 < pause_us <= HELD_PAUSE_US:
+        return unit.duration + us_to_ticks(pause_us)
+    return unit.duration
+
+
+def _clipped(unit: RecordedUnit, ticks: int, start_us: int, end_us: int) -> int:
+    """The part of the unit's `ticks` that falls in [start_us, end_us) (at least one)."""
+    lasts = ticks
     if unit.at_us < start_us:
         ticks -= us_to_ticks(start_us - unit.at_us)
-    over = unit.at_us + ticks_to_us(unit.duration) - end_us
+    over = unit.at_us + ticks_to_us(lasts) - end_us
     if over > 0:
         ticks -= us_to_ticks(over)
     return max(ticks, 1)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import uuid
 from collections.abc import Iterator, Sequence
@@ -38,6 +39,7 @@ BOX_HEADER = 8
 RECORD_CODECS = ("H264", "H265")
 
 START_CODE = b"\x00\x00\x01"
+START_CODES = re.compile(re.escape(START_CODE))
 SAMPLE_FLAGS_SYNC = 0x02000000  # sample_depends_on = 2 (an I picture)
 SAMPLE_FLAGS_DELTA = 0x01010000  # sample_depends_on = 1, sample_is_non_sync_sample
 TFHD_DEFAULT_BASE_IS_MOOF = 0x020000
@@ -88,19 +90,20 @@ class SegmentInfo:
 
 # -- Annex B ------------------------------------------------------------------------------------
 def iter_nal_units(data: bytes) -> Iterator[bytes]:
-    """The NAL units of Annex B data, without start codes (one `find` per unit, in C)."""
-    start = data.find(START_CODE)
-    while start != -1:
-        start += 3
-        following = data.find(START_CODE, start)
-        end = len(data) if following == -1 else following
+    """The NAL units of Annex B data, without start codes.
+
+    The start codes are found by a regular expression: its scan jumps from zero byte to zero
+    byte (memchr), about twice as fast on coded video as `bytes.find`, which the recorder
+    would otherwise spend on every byte it records."""
+    starts = [match.end() for match in START_CODES.finditer(data)]
+    for n, start in enumerate(starts):
+        end = starts[n + 1] - len(START_CODE) if n + 1 < len(starts) else len(data)
         # The zero before a 4-byte start code (and trailing_zero_8bits) is in no NAL unit; a
         # NAL unit itself never ends in a zero byte (its last byte holds the stop bit).
         while end > start and data[end - 1] == 0:
             end -= 1
         if end > start:
             yield data[start:end]
-        start = following
 
 
 def nal_type(codec: str, unit: bytes) -> int:

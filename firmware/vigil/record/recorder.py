@@ -286,7 +286,9 @@ class Recorder:
 
     async def _pump_units(self) -> None:
         while not self._stopping:
-            subscription = self.hub.subscribe(queue_units=self._queue_units(), packets=False)
+            subscription = self.hub.subscribe(
+                queue_units=self._queue_units(), packets=False, patient=True
+            )
             self._subscription = subscription
             skips = subscription.skips
             while True:

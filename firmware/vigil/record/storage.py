@@ -822,6 +822,10 @@ class StorageManager:
             await self._gone(card)
             return
         card.device, card.device_read_only = obs.device, obs.device_read_only
+        if card.state is CardState.ERROR and obs.pulled and not card.autoclear_at_bring_up:
+            # Being pulled: the loop device goes at its last close. Mounted again now, it never
+            # would (the recorders' files keep a lazily unmounted file system alive until then).
+            return
         if card.state is CardState.ABSENT or (
             card.state is CardState.ERROR and time.monotonic() >= card.retry_at
         ):
@@ -951,11 +955,15 @@ class StorageManager:
                 return
             obs = await asyncio.to_thread(card.observe, probe_io=False)
             if obs.device is None:
+                card.format_percent = 0
                 await self._gone(card)
                 return
+            # 100 before the bring-up leaves the formatting state: a status read in between
+            # must not see "not formatting" at the 95 % mkfs ended on.
+            card.format_percent = 100
             await self._bring_up(card, obs)
-            if card.state in WRITABLE_STATES:
-                card.format_percent = 100
+            if card.state not in WRITABLE_STATES:
+                card.format_percent = 0
 
     async def _format_card(self, card: _Card) -> str:
         """Unmount, make the file system, report progress; '' or what went wrong."""

@@ -1,11 +1,15 @@
 """The device's key material, made and used through cryptography.
 
-Makes the HTTPS certificate (self-signed ECDSA P-256) and the SADP device key (RSA-2048), seals
+Makes the HTTPS certificate (self-signed ECDSA P-256), describes one and splits an uploaded one
+from its key, makes the SADP device
+key (RSA-2048), seals
 a secret to a device's public key (client side) and opens one (RSA-OAEP, SHA-256).
 
 The daemon does not import this module at start: cryptography keeps about 10 MB resident once
 loaded, and nothing the daemon does every day needs it. Keys are made in a child process,
-`python -m vigil.security.keys certificate <dir> <name>` or `... device-key <path>`, which
+`python -m vigil.security.keys certificate <cert> <key> <name>`, `... describe <cert>`,
+`... split <upload> <cert> <key>` (an uploaded certificate and key) or `... device-key <path>`,
+which
 exits with cryptography; the daemon imports this module only to open a sealed secret (an
 activation, a password reset).
 """
@@ -16,6 +20,7 @@ import argparse
 import base64
 import datetime
 import ipaddress
+import json
 import logging
 from pathlib import Path
 
@@ -64,6 +69,39 @@ def make_certificate(cert_path: Path, key_path: Path, common_name: str) -> None:
     write_atomic(key_path, key_pem, mode=0o600)
     write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM))
     log.info("generated a self-signed HTTPS certificate for %s", common_name)
+
+
+def _name(name: x509.Name) -> str:
+    return name.rfc4514_string() or "(empty)"
+
+
+def describe_certificate(cert_path: Path) -> dict[str, object]:
+    """What a user checks of an HTTPS certificate: the first one of a PEM chain."""
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        alt_names = [str(n.value) for n in names]
+    except x509.ExtensionNotFound:
+        alt_names = []
+    key = cert.public_key()
+    key_type = (
+        f"EC {key.curve.name}" if isinstance(key, ec.EllipticCurvePublicKey)
+        else f"RSA {key.key_size}" if isinstance(key, rsa.RSAPublicKey)
+        else type(key).__name__
+    )  # fmt: skip
+    now = datetime.datetime.now(datetime.UTC)
+    return {
+        "subject": _name(cert.subject),
+        "issuer": _name(cert.issuer),
+        "selfSigned": cert.subject == cert.issuer,
+        "notBefore": cert.not_valid_before_utc.isoformat().replace("+00:00", "Z"),
+        "notAfter": cert.not_valid_after_utc.isoformat().replace("+00:00", "Z"),
+        "expired": cert.not_valid_after_utc < now,
+        "serialNumber": format(cert.serial_number, "X"),
+        "fingerprintSHA256": cert.fingerprint(hashes.SHA256()).hex(":").upper(),
+        "keyType": key_type,
+        "subjectAltNames": alt_names,
+    }
 
 
 # -- the SADP device key --------------------------------------------------------------------------
@@ -139,6 +177,34 @@ def decrypt(key: rsa.RSAPrivateKey, ciphertext: bytes) -> bytes:
         raise ValueError("the sealed value does not decrypt with this device's key") from None
 
 
+# -- an uploaded HTTPS certificate ----------------------------------------------------------------
+MAX_CHAIN = 8
+
+
+def split_upload(upload: Path, cert_path: Path, key_path: Path) -> None:
+    """The certificate chain and the private key of an uploaded PEM file, each re-encoded
+    into a file of its own (the key at 0600); ValueError says why they cannot be."""
+    pem = upload.read_bytes()
+    try:
+        chain = x509.load_pem_x509_certificates(pem)
+    except ValueError:
+        raise ValueError("the file holds no PEM certificate") from None
+    if len(chain) > MAX_CHAIN:
+        raise ValueError(f"a chain of at most {MAX_CHAIN} certificates")
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except TypeError:  # cryptography's word for "it needs a password"
+        raise ValueError("the private key is encrypted: upload it without a passphrase") from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise ValueError("the file must hold one PEM private key") from None
+    plain = serialization.NoEncryption()
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, plain
+    )
+    write_atomic(key_path, key_pem, mode=0o600)
+    write_atomic(cert_path, b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain))
+
+
 # -- the child process ----------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m vigil.security.keys", description=__doc__)
@@ -147,6 +213,12 @@ def main(argv: list[str] | None = None) -> None:
     certificate.add_argument("cert", type=Path)
     certificate.add_argument("key", type=Path)
     certificate.add_argument("common_name")
+    describe = kinds.add_parser("describe", help="print a certificate's details as JSON")
+    describe.add_argument("cert", type=Path)
+    split = kinds.add_parser("split", help="an uploaded PEM file's chain and key, as JSON")
+    split.add_argument("upload", type=Path)
+    split.add_argument("cert", type=Path)
+    split.add_argument("key", type=Path)
     device_key = kinds.add_parser("device-key", help="check or make the SADP device key")
     device_key.add_argument("path", type=Path)
     args = parser.parse_args(argv)
@@ -154,6 +226,17 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.kind == "certificate":
         make_certificate(args.cert, args.key, args.common_name)
+    elif args.kind == "describe":
+        try:
+            print(json.dumps(describe_certificate(args.cert)))
+        except ValueError as exc:  # not a certificate: the caller says so, no traceback
+            parser.exit(1, f"{exc}\n")
+    elif args.kind == "split":
+        try:
+            split_upload(args.upload, args.cert, args.key)
+            print(json.dumps({}))
+        except ValueError as exc:  # the user's file: said back to them, not a failure here
+            print(json.dumps({"refused": str(exc)}))
     else:
         prepare_device_key(args.path)
 

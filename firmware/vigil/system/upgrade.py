@@ -4,10 +4,12 @@ The `Updater` is what the API sees: one upgrade at a time, its progress, device-
 The work is a driver's, chosen by the board's `[update]` section:
 
 - `rauc` (a real board): the device's RAUC service does it. `rauc info` first (signature against
-  `/etc/rauc/keyring.pem`, compatible, format: a clear refusal before anything is written), then
-  `rauc install`, whose progress is read from its output lines ("NN% <step>"; the same figures as
-  the service's D-Bus `Progress` property, without needing busctl). The bootloader (GRUB or
-  U-Boot, RAUC's scheme) starts the new slot; `rauc status mark-good` confirms it once vigild
+  `/etc/rauc/keyring.pem`, compatible, format: a clear refusal before anything is written), the
+  whole payload of a verity bundle checked against its signed hash (`verity`: RAUC itself finds
+  an altered block only while it writes the spare slot), then `rauc install`, whose progress
+  is read from its output lines ("NN% <step>"; the same figures as the service's D-Bus
+  `Progress` property, without needing busctl). The bootloader (GRUB or U-Boot, RAUC's scheme)
+  starts the new slot; `rauc status mark-good` confirms it once vigild
   serves, and a boot that never gets there falls back to the other slot.
 - `sim` (the simulated board, `upgrade_sim`): the same checks with the real `rauc info` and
   `rauc extract` on the host, a slot file under the data directory and the qemu-x86_64 board's
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from vigil.config.atomic import write_atomic
+from vigil.system.verity import PayloadError, verify_payload, verity_of
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +151,7 @@ class RaucDriver:
 
     async def install(self, bundle: Path, progress: Progress) -> BundleInfo:
         info = await bundle_info(bundle, None, self.conf)
+        await self._check_payload(bundle)
         proc = await asyncio.create_subprocess_exec(
             "rauc", "install", str(bundle),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
@@ -166,6 +170,18 @@ class RaucDriver:
         progress(100)
         await self._remember_primary()
         return info
+
+    async def _check_payload(self, bundle: Path) -> None:
+        conf = [f"--conf={self.conf}"] if self.conf else []
+        code, output = await run_rauc(*conf, "info", str(bundle), timeout=120)
+        try:
+            if code != 0:
+                raise PayloadError(rauc_reason(output))
+            found = verity_of(output)
+            if found is not None:
+                await verify_payload(bundle, found)
+        except PayloadError as exc:
+            raise UpgradeError("badFirmware", f"the bundle is refused: {exc}") from None
 
     async def _remember_primary(self) -> None:
         if self._expected is None:

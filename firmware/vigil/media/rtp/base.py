@@ -23,6 +23,10 @@ class Packetizer(Protocol):
         """Complete RTP packets (12-byte header + payload), marker bit on the last one."""
         ...
 
+    def learn(self, au: AccessUnit) -> None:
+        """Take what the SDP needs from `au` (its parameter sets), without packetizing it."""
+        ...
+
     def fmtp(self) -> str | None:
         """The SDP `a=fmtp:` value (parameter sets known from the last keyframe), or None."""
         ...

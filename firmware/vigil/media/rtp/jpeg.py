@@ -278,5 +278,8 @@ class JpegPacketizer(RtpPacketizer):
             fragments.append((offset_of(offset) + fixed, scan[offset : offset + step]))
         return self._emit(fragments, au.pts)
 
+    def learn(self, au: AccessUnit) -> None:
+        """RFC 2435 has no SDP parameters: every frame carries its own tables."""
+
     def fmtp(self) -> None:
         return None

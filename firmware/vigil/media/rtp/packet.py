@@ -9,6 +9,7 @@ pts the same way.
 
 from __future__ import annotations
 
+import collections
 import math
 import secrets
 import struct
@@ -292,6 +293,10 @@ class NalPacketizer(RtpPacketizer):
             self._fragment,
         )
         return self._emit(fragments, au.pts)
+
+    def learn(self, au: AccessUnit) -> None:
+        # Walking the units is what remembers the parameter sets; nothing is packetized.
+        collections.deque(self._units(au), maxlen=0)
 
     @abstractmethod
     def _units(self, au: AccessUnit) -> Iterator[memoryview]:

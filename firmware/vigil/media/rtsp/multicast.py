@@ -102,11 +102,11 @@ class MulticastSink:
         transport = self._transport
         return transport is not None and transport.get_write_buffer_size() <= UDP_BACKLOG_LIMIT
 
-    def send(self, packets: tuple[bytes, ...]) -> None:
+    def send(self, batch: RtpBatch) -> None:
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        for packet in packets:
+        for packet in batch.packets:
             transport.sendto(packet, (self.address, self.port))
 
     def send_rtcp(self, packet: bytes) -> None:
@@ -215,9 +215,9 @@ class MulticastSender:
             batch = pending if pending is not None else await subscription.next()
             while batch is not None:
                 if await self.sink.ready():
-                    self.sink.send(batch.packets)
+                    self.sink.send(batch)
                     self.packets += len(batch.packets)
-                    self.octets += sum(map(len, batch.packets))
+                    self.octets += batch.octets
                     if batch.packets:
                         sequence = rtp_header_fields(batch.packets[-1])[0]
                         self._next_sequence = (sequence + 1) & 0xFFFF

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vigil.media.frames import RTP_CLOCK, AccessUnit
+from vigil.media.hub import RtpBatch
 from vigil.media.rtp.base import Packetizer
 from vigil.media.rtp.packet import build_bye
 from vigil.media.rtsp.messages import RtspError
@@ -402,13 +403,14 @@ class PlaybackSession:
             self._last_step = step if 0 < step < 0x80000000 else self._last_step
         self._last_timestamp = timestamp
         self._last_sent = time.monotonic()
-        packets = self.packetizer.packetize(dataclasses.replace(unit.au, pts=timestamp))
+        au = dataclasses.replace(unit.au, pts=timestamp)
+        batch = RtpBatch(au, tuple(self.packetizer.packetize(au)))
         if not deliver:
             self.skips += 1
             return
-        self.sink.send(tuple(packets))
-        self.packets += len(packets)
-        self.octets += sum(map(len, packets))
+        self.sink.send(batch)
+        self.packets += len(batch.packets)
+        self.octets += batch.octets
         if self._last_sent - self._last_sr >= SR_INTERVAL_S:
             self._last_sr = self._last_sent
             self.sink.send_rtcp(self.packetizer.sender_report(time.time(), self._rtp_now()))

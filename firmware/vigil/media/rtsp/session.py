@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from vigil.media.hub import RtpBatch, StreamHub, Subscription
+from vigil.media.hub import INTERLEAVED_HEADER, RtpBatch, StreamHub, Subscription
 from vigil.media.rtp.base import Packetizer
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 SR_INTERVAL_S = 5.0
 TCP_HIGH_WATER = 64 * 1024  # above this the writer waits; the kernel send buffer is on top
 UDP_BACKLOG_LIMIT = 1 << 20  # queued datagrams of the shared socket before batches are dropped
-_INTERLEAVED = struct.Struct(">BBH")  # "$", channel, length (RFC 2326 §10.12)
 
 
 async def cancel_writer(writer: asyncio.Task[None] | None) -> bool:
@@ -65,7 +64,7 @@ class MediaSink(Protocol):
         """Wait until a batch may be sent; False when it should be dropped instead."""
         ...
 
-    def send(self, packets: tuple[bytes, ...]) -> None: ...
+    def send(self, batch: RtpBatch) -> None: ...
 
     def send_rtcp(self, packet: bytes) -> None: ...
 
@@ -145,21 +144,15 @@ class InterleavedSink:
             raise ConnectionError("the client stopped reading") from None
         return True
 
-    def send(self, packets: tuple[bytes, ...]) -> None:
-        if self._transport.is_closing():
-            return
-        channel = self.channels[0]
-        frames: list[bytes] = []
-        for packet in packets:
-            frames.append(_INTERLEAVED.pack(0x24, channel, len(packet)))
-            frames.append(packet)
-        # One call per access unit: a single send (or sendmsg) for every packet of the unit.
-        self._transport.writelines(frames)
+    def send(self, batch: RtpBatch) -> None:
+        if not self._transport.is_closing():
+            # One call per access unit, its framing shared with the stream's other clients.
+            self._transport.write(batch.interleaved(self.channels[0]))
 
     def send_rtcp(self, packet: bytes) -> None:
         if not self._transport.is_closing():
             self._transport.writelines(
-                (_INTERLEAVED.pack(0x24, self.channels[1], len(packet)), packet)
+                (INTERLEAVED_HEADER.pack(0x24, self.channels[1], len(packet)), packet)
             )
 
     @property
@@ -201,10 +194,10 @@ class UdpSink:
             return False
         return True
 
-    def send(self, packets: tuple[bytes, ...]) -> None:
+    def send(self, batch: RtpBatch) -> None:
         if self._rtp.is_closing():
             return
-        for packet in packets:
+        for packet in batch.packets:
             self._rtp.sendto(packet, self.rtp_address)
 
     def send_rtcp(self, packet: bytes) -> None:
@@ -323,9 +316,9 @@ class RtspSession:
                     reason = "connection closed"
                     break
                 if await self.sink.ready():
-                    self.sink.send(batch.packets)
+                    self.sink.send(batch)
                     self.packets += len(batch.packets)
-                    self.octets += sum(map(len, batch.packets))
+                    self.octets += batch.octets
                     if report := self._reports.after(batch, self.packetizer):
                         self.sink.send_rtcp(report)
                 batch = await subscription.next()
@@ -346,20 +339,19 @@ class SenderReports:
     right after the first unit sent, then one every `SR_INTERVAL_S`."""
 
     def __init__(self) -> None:
-        self._timestamp: int | None = None  # RTP timestamp of the last unit sent
-        self._captured = 0.0  # and its capture time
+        self._last: RtpBatch | None = None  # the last unit sent that had packets
         self._sent_at = float("-inf")
 
     def after(self, batch: RtpBatch, packetizer: Packetizer) -> bytes | None:
         """`batch` was sent: the SR that is due now, if one is."""
         if batch.packets:
-            self._timestamp = rtp_header_fields(batch.packets[-1])[1]
-            self._captured = batch.au.captured_at
+            self._last = batch  # its header is read only when a report is due: per client
         now = time.monotonic()
-        if self._timestamp is None or now - self._sent_at < SR_INTERVAL_S:
+        if self._last is None or now - self._sent_at < SR_INTERVAL_S:
             return None
         self._sent_at = now
-        return sender_report(packetizer, self._timestamp, self._captured)
+        timestamp = rtp_header_fields(self._last.packets[-1])[1]
+        return sender_report(packetizer, timestamp, self._last.au.captured_at)
 
 
 def sender_report(packetizer: Packetizer, last_timestamp: int, last_captured: float) -> bytes:
