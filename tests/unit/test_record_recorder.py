@@ -219,6 +219,27 @@ async def test_a_stalled_source_still_gets_its_last_fragment_written(
     assert probe(tmp_path / row.path).packets == 50
 
 
+async def test_a_late_unit_after_a_skipped_frame_stays_in_the_segment(
+    tmp_path: Path, index: RecordingIndex, gop1s: list[AccessUnit]
+) -> None:
+    """A loaded machine: the encoder skipped a frame, then the next units came late. The
+    written end must not be guessed past the next unit, or it and the rest of its GOP are lost
+    (CI's playback test saw 2.4 s go this way)."""
+    hub, recorder = await start_recorder(tmp_path, index, segment_seconds=600)
+    await feed(hub, [*gop1s[:11], gop1s[12]])  # frame 11 skipped: the last step is two frames
+    await settle(recorder, 12)
+    await asyncio.sleep(2.0)  # late: the writer flushes with a guessed last duration
+    (row,) = index.all_segments()
+    assert row.end_pts == gop1s[12].pts + FRAME
+    await feed(hub, gop1s[13:50])  # one frame apart again
+    await settle(recorder, 49)
+    await recorder.stop()
+    (row,) = index.all_segments()
+    check_rows_against_files(tmp_path, [row])
+    assert recorder.stats.gaps == 0 and row.duration_pts == 50 * FRAME
+    assert probe(tmp_path / row.path).packets == 49
+
+
 async def test_a_failing_card_is_retried_at_a_keyframe(
     tmp_path: Path, index: RecordingIndex, gop1s: list[AccessUnit]
 ) -> None:

@@ -8,12 +8,13 @@ what it then does with one unit): the pump follows the writer's fragment rule an
 its batch with the unit that ends a fragment (and at every keyframe, where a segment may
 end), so the writer writes each fragment when it would have unit by unit; a batch held
 `BATCH_HOLD_S` (a source that stalls) goes over as it is, and the writer's own deadline for a
-late unit writes the fragment as before. The pump waits when the writer is more than
-`WRITER_BACKLOG` units behind, so the backlog stays in the hub's queue, where overflowing it
-is noticed: the subscription skips to the next keyframe and counts a skip. A skip, a
-subscription ended by a codec change, or a pts jump of more than a second is a gap: the
-segment is closed at its last unit and the next starts at the next keyframe, so a segment's
-span never claims footage that is not in it.
+late unit writes the fragment as before, its last sample lasting one frame interval (late
+units go on in the same file; see `SegmentWriter.flush`). The pump waits when the writer is
+more than `WRITER_BACKLOG` units behind, so the backlog stays in the hub's queue, where
+overflowing it is noticed: the subscription skips to the next keyframe and counts a skip.
+A skip, a subscription ended by a codec change, or a pts jump of more than a second is a gap
+(logged): the segment is closed at its last unit and the next starts at the next keyframe, so
+a segment's span never claims footage that is not in it.
 
 Order per fragment: data, fsync, (directory fsync for a new file), then the index row; the
 index is written only from the writer thread, after `SegmentWriter` returns.
@@ -435,6 +436,10 @@ class Recorder:
         # cannot follow in this file.
         if step <= 0 or step > MAX_FRAME_GAP or au.pts < writer.end_pts:
             self.stats.gaps += 1
+            log.info(
+                "stream %d: a gap in the stream (%+.2f s between frames); the recording goes "
+                "on in a new segment from the next keyframe", self.stream_id, step / RTP_CLOCK,
+            )  # fmt: skip
             self._close_segment()
             self._open(au)
             return

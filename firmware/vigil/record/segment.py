@@ -122,6 +122,7 @@ class SegmentWriter:
         self._samples: list[bytes] = []
         self._keys: list[bool] = []
         self._last_delta = 0
+        self._min_delta = 0  # the stream's frame interval: the shortest step seen
         self._last_pts: int | None = None
         self.add(first)
 
@@ -164,6 +165,7 @@ class SegmentWriter:
                 if cut_at_key or span + delta > FRAGMENT_MAX:
                     written = self._write(delta)
             self._last_delta = delta
+            self._min_delta = min(self._min_delta or delta, delta)
         self._last_pts = au.pts
         self._pts.append(au.pts)
         self._samples.append(to_sample(au.codec, au.data))
@@ -171,10 +173,14 @@ class SegmentWriter:
         return written
 
     def flush(self) -> FragmentWritten | None:
-        """Write what is pending now (the next unit is late); its last duration is a guess."""
+        """Write what is pending now (the next unit is late); its last duration is a guess.
+
+        The guess is one frame interval, the shortest step the next unit can take: the last
+        step may have been a skipped frame, and a guess past the next unit would make it (and
+        the rest of the GOP) unable to follow in this file."""
         if not self._pts:
             return None
-        return self._write(self._last_delta or DEFAULT_FRAME)
+        return self._write(self._min_delta or DEFAULT_FRAME)
 
     def close(self, next_pts: int | None = None) -> FragmentWritten | None:
         """Write what is pending and close. `next_pts`: the pts of the unit that follows, when
