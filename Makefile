@@ -80,7 +80,9 @@ run: setup
 # sockets and clients, so one worker keeps the 2 cores about half busy; three take 13 minutes
 # where one takes 28. More workers starve the simulated cameras' encoders of CPU.
 TEST_WORKERS ?= 3
-test: setup
+# The image tools too: the disk-image, flash and boot-loader tests drive them (sfdisk, mtools,
+# grub-mkstandalone, U-Boot's tools, QEMU's firmware), and a fresh machine has none of them.
+test: image-setup
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: setup
