@@ -112,8 +112,14 @@ def vigil(*args: str, password: str | None = None) -> subprocess.CompletedProces
 
 def test_the_image_boots_slot_a_and_serves(rig: Rig, device: RigDevice) -> None:
     assert "Vigil: booting slot A" in rig.console()
-    assert rig.guest("systemctl is-active vigild").strip() == "active"
-    # Started (Type=notify) once it said READY=1, and watched (its loop pings every 30 s).
+    # Started (Type=notify) once it says READY=1: after all its listeners and the slot's
+    # mark-good, so a few seconds after RTSP answers under emulation; and watched (its loop
+    # pings every 30 s).
+    wait_for(
+        "vigild to be active (READY=1)",
+        lambda: rig.guest("systemctl is-active vigild || true").strip() == "active",
+        60,
+    )
     shown = rig.guest("systemctl show -p Type -p WatchdogUSec -p StatusText vigild")
     unit = dict(line.split("=", 1) for line in shown.splitlines() if "=" in line)
     assert (unit["Type"], unit["WatchdogUSec"]) == ("notify", "1min")
